@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every service: settings, topic admin, typed publish and consume."""

@@ -1,0 +1,140 @@
+"""Consuming typed events. Undecodable messages go to the dead-letter topic and are counted;
+the consumer never stops on bad input. Delivery is at-least-once: commit after processing
+and dedupe by ``event_id`` downstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from lodestar_schemas.codec import EventDecodeError, decode_event
+from lodestar_schemas.events import DeadLetter, Event
+from lodestar_schemas.topics import TopicName
+
+from lodestar.bus.publish import EventPublisher
+from lodestar.bus.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One decoded event with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+
+@dataclass
+class ConsumerStats:
+    received: int = 0
+    dead_lettered: int = 0
+
+
+class EventConsumer:
+    """Reads events from ``topics`` (base names), decoding each with its topic's model.
+
+    With ``group_id`` offsets are committed by :meth:`commit`; without it the consumer reads
+    from ``auto_offset_reset`` every time it starts.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[TopicName],
+        group_id: str | None = None,
+        dead_letters: EventPublisher | None = None,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.group_id = group_id
+        self.auto_offset_reset = auto_offset_reset
+        self.stats = ConsumerStats()
+        self._dead_letters = dead_letters
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *(self.settings.topic(t.value) for t in self.topics),
+            **self.settings.client_kwargs(),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.auto_offset_reset,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            rebalance_timeout_ms=self.settings.rebalance_timeout_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+            fetch_max_bytes=16 * 1_048_576,
+            max_partition_fetch_bytes=16 * 1_048_576,
+        )
+        await consumer.start()
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    @property
+    def client(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("EventConsumer.start() was not called")
+        return self._consumer
+
+    async def poll(self, timeout_ms: int = 500, max_records: int = 1000) -> list[Received]:
+        """The next batch of decoded events; bad messages are dead-lettered, not returned."""
+        batches = await self.client.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[Received] = []
+        for tp, records in batches.items():
+            for record in records:
+                try:
+                    event = decode_event(tp.topic, record.value, self.settings.topic_prefix)
+                except EventDecodeError as exc:
+                    await self._dead_letter(tp, record.offset, record.value, exc)
+                    continue
+                self.stats.received += 1
+                out.append(Received(tp.topic, tp.partition, record.offset, event))
+        return out
+
+    async def commit(self) -> None:
+        if self.group_id is not None:
+            await self.client.commit()
+
+    async def seek_to_beginning(self) -> None:
+        """Replay every assigned partition from its first retained offset."""
+        partitions = self.client.assignment()
+        if partitions:
+            await self.client.seek_to_beginning(*partitions)
+
+    def assign_all(self) -> list[TopicPartition]:
+        """Partitions of the subscribed topics known from metadata (for group-less replay)."""
+        parts: list[TopicPartition] = []
+        for topic in self.topics:
+            name = self.settings.topic(topic.value)
+            for p in sorted(self.client.partitions_for_topic(name) or ()):
+                parts.append(TopicPartition(name, p))
+        return parts
+
+    async def _dead_letter(self, tp: TopicPartition, offset: int, value: bytes | None, exc: EventDecodeError) -> None:
+        self.stats.dead_lettered += 1
+        payload = value or b""
+        log.warning("event_dead_lettered", topic=tp.topic, offset=offset, field=exc.field, reason=exc.reason)
+        if self._dead_letters is None:
+            return
+        letter = DeadLetter(
+            source_topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            reason=exc.reason[:2000],
+            field=exc.field,
+            payload_bytes=len(payload),
+            payload_head=payload[:4096],
+        )
+        await self._dead_letters.send(letter)

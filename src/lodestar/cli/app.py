@@ -1,0 +1,24 @@
+"""Build the ``lodestar`` app from its command modules (no import-time registration)."""
+
+from __future__ import annotations
+
+import typer
+
+from lodestar.cli import infra_cmd, schemas_cmd
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="lodestar",
+        help="Lodestar: an online-learning request router for LLM inference fleets.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.add_typer(infra_cmd.build(), name="infra")
+    app.add_typer(schemas_cmd.build(), name="schemas")
+    return app
+
+
+def main() -> None:
+    build_app()()
