@@ -1,0 +1,1 @@
+"""Workloads: one request-stream type, trace loaders, synthetic generators, drift schedules."""

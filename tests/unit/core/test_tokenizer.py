@@ -1,0 +1,82 @@
+"""The shared tokenizer: counts, determinism, block hashes that follow shared prefixes."""
+
+from __future__ import annotations
+
+import pytest
+
+from lodestar import tokenizer
+from lodestar.workload.request import Prompt
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello world", [" world", "Hello"]),
+        ("internationalisation", ["intern", "ationa", "lisati", "on"]),
+        ("x = 12345;", [" =", " 123", "45", ";", "x"]),
+        ("a\n\nb", ["\n\n", "a", "b"]),
+    ],
+)
+def test_pieces_split_like_a_pretokenizer(text: str, expected: list[str]) -> None:
+    got = tokenizer.pieces(text)
+    assert "".join(got) == text
+    assert sorted(got) == sorted(expected)
+
+
+def test_english_prose_is_near_four_characters_per_token() -> None:
+    prose = (
+        "The quick brown fox jumps over the lazy dog while the router learns which instance "
+        "serves each request fastest, and keeps learning as load and hardware change over time."
+    )
+    ratio = len(prose) / tokenizer.count_tokens(prose)
+    assert 3.5 <= ratio <= 5.5
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 512, 1000])
+def test_synthesize_gives_exact_token_counts_deterministically(n: int) -> None:
+    text = tokenizer.synthesize(n, seed=7)
+    assert tokenizer.count_tokens(text) == n
+    assert text == tokenizer.synthesize(n, seed=7)
+    assert text != tokenizer.synthesize(n, seed=8)
+
+
+def test_shared_text_prefix_gives_shared_block_hashes() -> None:
+    base = tokenizer.synthesize(100, seed=1)
+    a = Prompt.from_text(base + tokenizer.synthesize(40, seed=2))
+    b = Prompt.from_text(base + tokenizer.synthesize(40, seed=3))
+    ha, hb = a.block_hashes(), b.block_hashes()
+    assert len(ha) == len(hb) == 140 // 16
+    shared = sum(1 for x, y in zip(ha, hb, strict=True) if x == y)
+    assert shared == 100 // 16  # every full block inside the common 100 tokens, none after
+    assert ha[shared:] != hb[shared:]
+
+
+def test_trace_segments_and_their_text_have_the_same_sharing_structure() -> None:
+    # Two Mooncake-style prompts sharing their first two 512-token blocks.
+    p1 = Prompt(n_tokens=1300, segments=(10, 11, 12), segment_tokens=512)
+    p2 = Prompt(n_tokens=1100, segments=(10, 11, 99), segment_tokens=512)
+    h1, h2 = p1.block_hashes(), p2.block_hashes()
+    assert len(h1) == 1300 // 16 and len(h2) == 1100 // 16
+    common = next(i for i, (x, y) in enumerate(zip(h1, h2, strict=False)) if x != y)
+    assert common == 1024 // 16
+    t1, t2 = Prompt.from_text(p1.text()), Prompt.from_text(p2.text())
+    assert (t1.n_tokens, t2.n_tokens) == (1300, 1100)
+    g1, g2 = t1.block_hashes(), t2.block_hashes()
+    assert next(i for i, (x, y) in enumerate(zip(g1, g2, strict=False)) if x != y) == common
+
+
+def test_chat_template_is_stable_and_handles_content_parts() -> None:
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+    assert tokenizer.render_chat(msgs) == "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_tokens": 0}, "n_tokens"),
+        ({"n_tokens": 5, "segment_tokens": 10}, "segment_tokens"),
+    ],
+)
+def test_prompt_rejects_bad_shapes(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Prompt(**kwargs)  # type: ignore[arg-type]
