@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lodestar.cli import infra_cmd, schemas_cmd
+from lodestar.cli import engine_cmd, infra_cmd, schemas_cmd
 
 
 def build_app() -> typer.Typer:
@@ -17,6 +17,7 @@ def build_app() -> typer.Typer:
     )
     app.add_typer(infra_cmd.build(), name="infra")
     app.add_typer(schemas_cmd.build(), name="schemas")
+    app.add_typer(engine_cmd.build(), name="engine")
     return app
 
 

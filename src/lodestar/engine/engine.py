@@ -22,6 +22,8 @@ Hosts drive an engine with: ``advance(until_s)`` (apply every step that ends by 
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -70,6 +72,8 @@ class Engine:
         self.max_run_steps = max_run_steps
         self.running: list[EngineRequest] = []
         self.waiting: deque[EngineRequest] = deque()
+        self._arriving: list[tuple[float, int, EngineRequest]] = []
+        self._arrival_seq = itertools.count()
         self._requests: dict[str, EngineRequest] = {}
         self._plan: _Plan | None = None
         self._clock = 0.0
@@ -81,7 +85,8 @@ class Engine:
     # --- host interface --------------------------------------------------------------------
 
     def add(self, request: EngineRequest, now_s: float) -> None:
-        """Queue ``request`` at ``now_s`` (call ``advance(now_s)`` first)."""
+        """Queue ``request`` arriving at ``now_s`` (call ``advance(now_s)`` first). It reaches
+        the scheduler ``api_overhead_s`` later (the API server's parsing and hand-off)."""
         limit = self.profile.context_limit
         if request.prompt_tokens + request.max_output_tokens > limit:
             raise RequestRejectedError(
@@ -90,9 +95,10 @@ class Engine:
             )
         if request.request_id in self._requests:
             raise ValueError(f"duplicate request id {request.request_id!r}")
-        self._interrupt(now_s)
+        ready = now_s + self.profile.api_overhead_s
+        self._interrupt(now_s, ready)
         request.status = SeqStatus.WAITING
-        self.waiting.append(request)
+        heapq.heappush(self._arriving, (ready, next(self._arrival_seq), request))
         self._requests[request.request_id] = request
 
     def abort(self, request_id: str, now_s: float) -> bool:
@@ -105,8 +111,11 @@ class Engine:
             self.running.remove(req)
             self.kv.free(req.blocks)
             req.blocks = []
-        else:
+        elif req in self.waiting:
             self.waiting.remove(req)
+        else:
+            self._arriving = [a for a in self._arriving if a[2] is not req]
+            heapq.heapify(self._arriving)
         req.status = SeqStatus.ABORTED
         return True
 
@@ -123,7 +132,7 @@ class Engine:
         self._stalled_until = max(self._stalled_until, until_s)
 
     def has_work(self) -> bool:
-        return bool(self.running or self.waiting)
+        return bool(self.running or self.waiting or self._arriving)
 
     def next_event_s(self) -> float | None:
         """End of the next planned step (planning one if there is work), else None."""
@@ -174,25 +183,34 @@ class Engine:
             self._plan = self._make_plan(max(self._clock, self._stalled_until))
         return self._plan
 
-    def _interrupt(self, now_s: float) -> None:
-        """Keep only the step in progress at ``now_s``; later steps will be re-planned."""
+    def _interrupt(self, now_s: float, at_s: float | None = None) -> None:
+        """Keep the planned steps that end by ``at_s`` (default ``now_s``) and the one in
+        progress then; drop the rest so that the next plan sees what changes at ``at_s``."""
+        at_s = now_s if at_s is None else at_s
         plan = self._plan
         if plan is None:
             self._clock = max(self._clock, now_s)
             return
-        if plan.done == 0 and plan.start_s >= now_s:
-            # Not started yet (it starts now, or when a stall ends): plan again. Blocks already
+        if plan.done == 0 and plan.start_s >= at_s:
+            # Not started yet (it starts then, or after a stall): plan again. Blocks already
             # allocated stay with their requests, and the next pass accounts for them.
             self._plan = None
             return
-        del plan.ends_s[plan.done + 1 :]
+        keep = bisect.bisect_right(plan.ends_s, at_s, lo=plan.done) + 1
+        del plan.ends_s[keep:]
 
     def _make_plan(self, start_s: float) -> _Plan | None:
+        arriving = self._arriving
+        while arriving and arriving[0][0] <= start_s:
+            self.waiting.append(heapq.heappop(arriving)[2])
         entries, admitted, preempted = self._schedule(start_s)
         if not entries:
+            if arriving:  # idle until the next request reaches the scheduler
+                return _Plan(start_s=start_s, ends_s=[max(arriving[0][0], start_s)])
             return None
         self.num_steps += 1
-        if not admitted and not preempted and len(entries) == len(self.running) and all(n == 1 for _, n in entries):
+        pure_decode = not admitted and not preempted and len(entries) == len(self.running)
+        if pure_decode and all(n == 1 for _, n in entries):
             reqs = [r for r, _ in entries]
             steps = self._run_length(reqs)
             if steps >= 2:

@@ -90,6 +90,7 @@ class InstanceProfile(BaseModel):
     max_model_len: PositiveInt | None = None
     enable_prefix_caching: bool = True
     num_gpu_blocks_override: PositiveInt | None = None
+    api_overhead_s: Annotated[float, Field(ge=0)] = 0.005
     step_overhead_s: Annotated[float, Field(ge=0)] = 0.0005
     per_seq_overhead_s: Annotated[float, Field(ge=0)] = 0.00001
 

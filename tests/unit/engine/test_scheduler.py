@@ -15,7 +15,8 @@ from lodestar.engine.steptime import batch_work
 
 
 def _profile(**kw: object) -> InstanceProfile:
-    return instance_profile("H100-SXM", "llama-3-8b", **kw)
+    """H100 / Llama-3-8B without the API-server delay, so step arithmetic is exact."""
+    return instance_profile("H100-SXM", "llama-3-8b", **({"api_overhead_s": 0.0} | kw))
 
 
 def _req(rid: str, prompt: int, out: int, hashes: list[int] | None = None, at: float = 0.0) -> EngineRequest:
@@ -169,3 +170,18 @@ def test_stall_delays_the_next_step() -> None:
     engine.add(_req("a", 16, 1), 0.0)
     done = _run(engine)
     assert done["a"].first_token_s == pytest.approx(5.0 + _t(engine, (16, 0)))
+
+
+def test_api_overhead_delays_admission_and_cuts_a_decode_run() -> None:
+    engine = Engine(_profile(api_overhead_s=0.004))
+    engine.add(_req("a", 16, 500), 0.0)
+    t1 = _t(engine, (16, 0))
+    first = engine.advance(0.050)
+    assert first.first_tokens == [("a", pytest.approx(0.004 + t1))]
+    engine.add(_req("b", 16, 1), 0.050)
+    done = _run(engine)
+    # b reaches the scheduler at 0.054; it joins the step that starts after the one in
+    # progress then, so its first token comes after 0.054 plus less than two steps.
+    assert done["b"].first_token_s > 0.054
+    assert done["b"].first_token_s < 0.054 + 2 * _t(engine, (1, 600), (16, 0))
+    assert done["a"].output_tokens == 500
