@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lodestar.cli import engine_cmd, infra_cmd, schemas_cmd, workload_cmd
+from lodestar.cli import engine_cmd, infra_cmd, policy_cmd, schemas_cmd, workload_cmd
 
 
 def build_app() -> typer.Typer:
@@ -19,6 +19,7 @@ def build_app() -> typer.Typer:
     app.add_typer(schemas_cmd.build(), name="schemas")
     app.add_typer(engine_cmd.build(), name="engine")
     app.add_typer(workload_cmd.build(), name="workload")
+    app.add_typer(policy_cmd.build(), name="policy")
     return app
 
 

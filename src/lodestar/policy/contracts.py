@@ -2,9 +2,10 @@
 
 Call order, per request: the host builds an immutable :class:`RequestView` and one
 :class:`InstanceView` per candidate, calls :meth:`Policy.decide`, dispatches to the chosen
-instance, and later calls :meth:`Policy.on_outcome` with what happened (from the same thread
-or event loop: policies are not thread-safe). Policies may keep learned or tracked state; they
-must never mutate the views they are given.
+instance, calls :meth:`Policy.on_first_token` when the first output token arrives (if it
+does), and later calls :meth:`Policy.on_outcome` with what happened (from the same thread or
+event loop: policies are not thread-safe). Hosts use the request id as the decision id.
+Policies may keep learned or tracked state; they must never mutate the views they are given.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class Policy(ABC):
 
         Raises NoCandidateError when no candidate is usable.
         """
+
+    def on_first_token(self, request_id: str, instance_id: str, now_s: float) -> None:  # noqa: B027 - optional hook
+        """The first output token of an earlier decision arrived: its prefill is over."""
 
     def on_outcome(self, outcome: Outcome, now_s: float) -> None:  # noqa: B027 - optional hook
         """Feedback for an earlier decision (finished, or failed with ``outcome.error``)."""

@@ -1,0 +1,1 @@
+"""Pickers: one module each; a picker turns scored candidates into a choice and its propensity."""

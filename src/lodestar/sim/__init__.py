@@ -1,0 +1,2 @@
+"""Discrete-event simulator: the engine model in virtual time, many instances, one routing
+policy through the same contract the live router uses."""
