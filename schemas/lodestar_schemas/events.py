@@ -61,6 +61,7 @@ class InstanceState(Event):
     prefix_cache_queries_total: Count | None = None
     block_size: Annotated[int, Field(ge=1)] | None = None
     num_gpu_blocks: Count | None = None
+    max_model_len: Annotated[int, Field(ge=1)] | None = Field(default=None, description="from /v1/models")
     healthy: bool
     consecutive_failures: Count = 0
     scrape_latency_s: Seconds
