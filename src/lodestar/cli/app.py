@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lodestar.cli import engine_cmd, infra_cmd, policy_cmd, schemas_cmd, workload_cmd
+from lodestar.cli import collector_cmd, engine_cmd, infra_cmd, policy_cmd, schemas_cmd, sim_cmd, workload_cmd
 
 
 def build_app() -> typer.Typer:
@@ -20,6 +20,8 @@ def build_app() -> typer.Typer:
     app.add_typer(engine_cmd.build(), name="engine")
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
+    sim_cmd.register(app)
+    app.command("collector")(collector_cmd.collector)
     return app
 
 

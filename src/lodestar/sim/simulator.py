@@ -94,8 +94,14 @@ class Simulator:
         self._last_prefix: dict[str, tuple[int, int]] = {iid: (0, 0) for iid in self.engines}
         self._routed: dict[str, int] = dict.fromkeys(self.engines, 0)
         self.now_s = 0.0
+        self._remaining_arrivals = 0
 
     # --- public ----------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while requests are still to arrive or in flight."""
+        return self._remaining_arrivals > 0 or bool(self._inflight)
 
     def call_at(self, at_s: float, action: Callable[[float], None]) -> None:
         """Run ``action(now_s)`` at virtual time ``at_s`` (for observers' timed actions)."""
@@ -108,7 +114,7 @@ class Simulator:
         for fault in self.faults:
             self._push(fault.at_s, _FAULT, fault)
         self._push(0.0, _SCRAPE, None)
-        remaining_arrivals = len(requests)
+        self._remaining_arrivals = len(requests)
         while self._heap:
             t, kind, _, payload = heapq.heappop(self._heap)
             self.now_s = t
@@ -120,12 +126,12 @@ class Simulator:
                 self._progress(iid, t)
             elif kind == _ARRIVAL:
                 assert isinstance(payload, RequestSpec)
-                remaining_arrivals -= 1
+                self._remaining_arrivals -= 1
                 self._arrive(payload, t)
                 self._push_next_arrival(arrivals)
             elif kind == _SCRAPE:
                 self._scrape(t)
-                if remaining_arrivals > 0 or self._inflight:
+                if self.busy:
                     self._push(t + self.config.scrape_interval_s, _SCRAPE, None)
             elif kind == _FAULT:
                 assert isinstance(payload, InstanceFault)

@@ -14,9 +14,9 @@ from policy_helpers import MODEL, STANDARD_FILTERS, chain, request, view
 from lodestar.policy.contracts import InstanceView, NoCandidateError, Outcome, Policy, RequestView
 from lodestar.policy.fleet import FleetState
 from lodestar.policy.profile_spec import ProfileSpec, build_policy, list_profiles, load_profile
-from lodestar.policy.registry import default_registry
+from lodestar.plugins import full_registry
 
-REGISTRY = default_registry()
+REGISTRY = full_registry()
 
 
 def _cases() -> dict[str, ProfileSpec]:

@@ -21,6 +21,7 @@ from lodestar.policy.profile_spec import (
     parse_profile,
     resolved_params,
 )
+from lodestar.plugins import full_registry
 from lodestar.policy.registry import PluginError, default_registry
 
 BASELINES = {
@@ -30,8 +31,8 @@ BASELINES = {
 
 
 def test_every_baseline_ships_a_profile_that_resolves() -> None:
-    assert set(list_profiles()) >= BASELINES
-    registry = default_registry()
+    assert set(list_profiles()) >= BASELINES | {"lodestar"}
+    registry = full_registry()
     for name in list_profiles():
         spec = load_profile(name)
         assert spec.name == name and spec.description

@@ -1,0 +1,165 @@
+"""Per-(request, candidate) features: only what a router can observe, never the hardware.
+
+- the request: prompt size, its uncached part on the candidate (from an index of this
+  router's own past routing), expected output length when known;
+- the candidate's scraped state (running, waiting, KV usage, staleness) and this router's
+  in-flight accounting (requests, requests still in prefill, pending uncached prefill tokens);
+- self-measured statistics (:mod:`lodestar.learn.stats`): prefill speed, decode step, recent
+  TTFT, and how much evidence backs them, plus ``work_ttft_log``, the TTFT that pending work
+  and the measured speed imply.
+
+Counts enter as ``log1p``; times and speeds as natural logs. ``FEATURE_SCHEMA_VERSION``
+changes whenever names, order or meaning change; the router refuses a model trained on
+another schema.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lodestar import tokenizer
+from lodestar.learn.stats import FleetStats
+from lodestar.policy.contracts import InstanceView, Outcome, RequestView
+from lodestar.policy.prefix_index import BlockPrefixIndex
+from lodestar.policy.scorers.ledger import RequestLedger
+
+FEATURE_SCHEMA_VERSION = 2
+FEATURE_NAMES: tuple[str, ...] = (
+    "prompt_tokens_log",
+    "uncached_tokens_log",
+    "cached_frac",
+    "expected_output_log",
+    "running_log",
+    "waiting_log",
+    "kv_usage_frac",
+    "state_age_s",
+    "inflight_requests_log",
+    "inflight_prefill_requests_log",
+    "pending_prefill_tokens_log",
+    "prefill_speed_log",
+    "decode_step_log",
+    "work_ttft_log",
+    "recent_ttft_log",
+    "stats_confidence",
+)
+N_FEATURES = len(FEATURE_NAMES)
+MAX_STATE_AGE_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateFeatures:
+    """Feature rows aligned with the candidates, and the quantities behind them."""
+
+    x: npt.NDArray[np.float64]  # [candidates, N_FEATURES]
+    uncached_tokens: list[int]
+    pending_tokens: list[int]
+
+    def row(self, i: int) -> dict[str, float]:
+        return dict(zip(FEATURE_NAMES, (float(v) for v in self.x[i]), strict=True))
+
+
+@dataclass(slots=True)
+class _Dispatch:
+    instance_id: str
+    work_tokens: int
+
+
+class FeatureBuilder:
+    """Builds feature rows and keeps the router-side state they need (prefix index, pending
+    prefill ledger, instance statistics), fed by the policy hooks. Not thread-safe."""
+
+    def __init__(self, index_ttl_s: float | None = 300.0, stats_alpha: float = 0.05) -> None:
+        self.index = BlockPrefixIndex(ttl_s=index_ttl_s)
+        self.ledger = RequestLedger()
+        self.stats = FleetStats(alpha=stats_alpha)
+        self._dispatched: dict[str, _Dispatch] = {}
+
+    def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
+        ids = [c.instance_id for c in candidates]
+        matched = self.index.match(request.block_hashes, ids, now_s)
+        prompt = request.prompt_tokens
+        out = request.expected_output_tokens or 0
+        x = np.empty((len(candidates), N_FEATURES), dtype=np.float64)
+        uncached_list: list[int] = []
+        pending_list: list[int] = []
+        log1p = math.log1p
+        for i, c in enumerate(candidates):
+            cached = min(matched[i] * tokenizer.BLOCK_SIZE, prompt)
+            uncached = prompt - cached
+            pending = self.ledger.pending_prefill_tokens(c.instance_id)
+            speed_log, decode_log, ttft_log, confidence = self.stats.snapshot(c.instance_id)
+            work_s = (pending + uncached) / math.exp(speed_log)
+            age = c.state_age_s if math.isfinite(c.state_age_s) else MAX_STATE_AGE_S
+            x[i] = (
+                log1p(prompt),
+                log1p(uncached),
+                cached / prompt if prompt else 0.0,
+                log1p(out),
+                log1p(c.num_running),
+                log1p(c.num_waiting),
+                c.kv_usage_frac,
+                min(age, MAX_STATE_AGE_S),
+                log1p(c.inflight_requests),
+                log1p(c.inflight_prefill_requests),
+                log1p(pending),
+                speed_log,
+                decode_log,
+                math.log(work_s + 1e-3),
+                ttft_log,
+                confidence,
+            )
+            uncached_list.append(uncached)
+            pending_list.append(pending)
+        return CandidateFeatures(x, uncached_list, pending_list)
+
+    def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
+        self.ledger.add(request.request_id, instance_id, uncached)
+        self.index.add(instance_id, request.block_hashes, now_s)
+        self._dispatched[request.request_id] = _Dispatch(instance_id, pending + uncached)
+
+    def on_first_token(self, request_id: str) -> None:
+        self.ledger.first_token(request_id)
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        self.ledger.finish(outcome.decision_id)
+        sent = self._dispatched.pop(outcome.decision_id, None)
+        if sent is None or outcome.error is not None:
+            return
+        self.stats.observe(sent.instance_id, sent.work_tokens, outcome.ttft_s, outcome.tpot_s)
+
+    def forget_instance(self, instance_id: str) -> None:
+        self.index.remove_instance(instance_id)
+        self.stats.forget(instance_id)
+
+
+def targets(ttft_s: float | None, tpot_s: float | None, e2e_s: float | None) -> npt.NDArray[np.float64]:
+    """Training targets (log seconds): TTFT, TPOT, end-to-end; NaN where not observed."""
+
+    def lg(v: float | None) -> float:
+        return math.log(v) if v is not None and v > 0 else math.nan
+
+    return np.array([lg(ttft_s), lg(tpot_s), lg(e2e_s)], dtype=np.float64)
+
+
+TARGET_NAMES: tuple[str, ...] = ("log_ttft_s", "log_tpot_s", "log_e2e_s")
+
+#: The network predicts TTFT and TPOT as corrections to what measured speeds imply: target
+#: ``i`` minus feature ``RESIDUAL_OF[i]`` (None: predicted directly). With an untrained
+#: network the policy already ranks by pending work over measured speed.
+RESIDUAL_OF: tuple[str | None, ...] = ("work_ttft_log", "decode_step_log", None)
+RESIDUAL_INDEX: tuple[int | None, ...] = tuple(None if f is None else FEATURE_NAMES.index(f) for f in RESIDUAL_OF)
+
+
+def residual_base(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """[..., targets] baseline added to the network's output for features ``x`` [..., features]."""
+    base = np.zeros((*x.shape[:-1], len(TARGET_NAMES)), dtype=np.float64)
+    for t, idx in enumerate(RESIDUAL_INDEX):
+        if idx is not None:
+            base[..., t] = x[..., idx]
+    return base

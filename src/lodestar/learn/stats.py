@@ -1,0 +1,110 @@
+"""Statistics the router measures itself, per instance, from the outcomes of its decisions.
+
+No hardware table: an instance's prefill speed is inferred from how long its prefills took
+(``(pending uncached tokens at dispatch + own uncached tokens) / TTFT``), its decode speed from
+observed TPOT. Values are exponentially weighted in log space. Unknown instances borrow the
+fleet median, so a new instance is scored sensibly from its first request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Priors before any instance has reported anything (a mid-range GPU serving an 8B model).
+PRIOR_PREFILL_TOKENS_PER_S = 10_000.0
+PRIOR_DECODE_STEP_S = 0.025
+PRIOR_TTFT_S = 0.5
+
+
+@dataclass(slots=True)
+class _Ewma:
+    log_value: float
+    n: int = 0
+
+    def update(self, value: float, alpha: float) -> None:
+        lv = math.log(max(value, 1e-9))
+        if self.n == 0:
+            self.log_value = lv
+        else:
+            a = max(alpha, 1.0 / (self.n + 1))
+            self.log_value += a * (lv - self.log_value)
+        self.n += 1
+
+
+@dataclass(slots=True)
+class _RatioEwma:
+    """Exponentially weighted ratio of sums Σwork / Σtime: long prefills, which show the
+    speed best, weigh most; short requests dominated by fixed overheads weigh little."""
+
+    work: float = 0.0
+    time: float = 0.0
+    n: int = 0
+
+    def update(self, work: float, time_s: float, alpha: float) -> None:
+        a = max(alpha, 1.0 / (self.n + 1))
+        self.work += a * (work - self.work)
+        self.time += a * (time_s - self.time)
+        self.n += 1
+
+    @property
+    def log_value(self) -> float:
+        return math.log(max(self.work, 1e-9) / max(self.time, 1e-9))
+
+
+@dataclass(slots=True)
+class InstanceStats:
+    prefill_speed: _RatioEwma
+    decode_step: _Ewma
+    ttft: _Ewma
+
+
+class FleetStats:
+    """Per-instance log-EWMAs of prefill speed (tokens/s), decode step (s) and TTFT (s)."""
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._stats: dict[str, InstanceStats] = {}
+
+    def observe(
+        self, instance_id: str, prefill_work_tokens: int, ttft_s: float | None, tpot_s: float | None
+    ) -> None:
+        """One outcome: ``prefill_work_tokens`` uncached tokens that had to be prefilled on the
+        instance before this request's first token (its own included)."""
+        st = self._stats.get(instance_id)
+        if st is None:
+            st = self._stats[instance_id] = InstanceStats(_RatioEwma(), _Ewma(0.0), _Ewma(0.0))
+        if ttft_s is not None and ttft_s > 0:
+            st.ttft.update(ttft_s, self.alpha)
+            if prefill_work_tokens > 0:
+                st.prefill_speed.update(prefill_work_tokens, ttft_s, self.alpha)
+        if tpot_s is not None and tpot_s > 0:
+            st.decode_step.update(tpot_s, self.alpha)
+
+    def forget(self, instance_id: str) -> None:
+        self._stats.pop(instance_id, None)
+
+    def _median(self, attr: str, prior: float) -> float:
+        values: list[float] = sorted(getattr(s, attr).log_value for s in self._stats.values() if getattr(s, attr).n)
+        if not values:
+            return math.log(prior)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+
+    def snapshot(self, instance_id: str) -> tuple[float, float, float, float]:
+        """(log prefill tokens/s, log decode step s, log TTFT s, confidence in [0, 1])."""
+        st = self._stats.get(instance_id)
+
+        def pick(attr: str, prior: float) -> float:
+            e: _Ewma | _RatioEwma | None = getattr(st, attr) if st is not None else None
+            return e.log_value if e is not None and e.n else self._median(attr, prior)
+
+        confidence = min(1.0, (st.ttft.n if st is not None else 0) / 20.0)
+        return (
+            pick("prefill_speed", PRIOR_PREFILL_TOKENS_PER_S),
+            pick("decode_step", PRIOR_DECODE_STEP_S),
+            pick("ttft", PRIOR_TTFT_S),
+            confidence,
+        )
