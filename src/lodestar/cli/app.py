@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from lodestar.cli import collector_cmd, engine_cmd, infra_cmd, policy_cmd, schemas_cmd, sim_cmd, workload_cmd
+from lodestar.cli import (
+    collector_cmd,
+    emulate_cmd,
+    engine_cmd,
+    infra_cmd,
+    policy_cmd,
+    schemas_cmd,
+    sim_cmd,
+    workload_cmd,
+)
 
 
 def build_app() -> typer.Typer:
@@ -18,6 +27,7 @@ def build_app() -> typer.Typer:
     app.add_typer(infra_cmd.build(), name="infra")
     app.add_typer(schemas_cmd.build(), name="schemas")
     app.add_typer(engine_cmd.build(), name="engine")
+    app.command("emulate")(emulate_cmd.emulate)
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from lodestar_collector.config import InstancesConfigError
-from lodestar_collector.service import CollectorService, PortInUseError, serve
-from lodestar_collector.settings import CollectorSettings
 from pydantic import ValidationError
 
 from lodestar.bus.settings import KafkaSettings
@@ -55,6 +52,11 @@ def collector(
 ) -> None:
     """Scrape every instance's /metrics every --interval and publish one InstanceState per scrape
     to the instance-state topic. Ctrl-C or SIGTERM stops (buffered states are flushed first)."""
+    # Service imports here, so that other `lodestar` commands start fast.
+    from lodestar_collector.config import InstancesConfigError
+    from lodestar_collector.service import CollectorService, PortInUseError, serve
+    from lodestar_collector.settings import CollectorSettings
+
     overrides: dict[str, Any] = {
         "instances_file": instances_file,
         "interval_s": interval,

@@ -7,22 +7,9 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from lodestar.cluster.spec import ClusterFileError, load_cluster
-from lodestar.engine.profiles import UnknownProfileError
-from lodestar.learn.sim_trainer import Cadence
-from lodestar.policy.profile_spec import ProfileError
-from lodestar.policy.registry import PluginError
-from lodestar.sim.report import print_table, write_json, write_plots, write_records
-from lodestar.sim.run import LoadPlan, PolicyRun, apply_load, make_policy, run_one, workload_rate
-from lodestar.sim.simulator import SimConfig
-from lodestar.workload.build import build_workload
-from lodestar.workload.errors import WorkloadError
 from lodestar.workload.faults import InstanceFault
-from lodestar.workload.resolve import spec_for_target
-from lodestar.workload.transform import time_slice
 
 
 def parse_fault(text: str) -> InstanceFault:
@@ -86,6 +73,22 @@ def sim(
     Example: lodestar sim --cluster hetero-mix8 --trace mooncake-conversation --policy llm-d
     --policy lodestar --load 0.8 --json out.json
     """
+    # Heavy imports (torch) here, so that `lodestar --help` and other commands start fast.
+    import torch
+
+    from lodestar.cluster.spec import ClusterFileError, load_cluster
+    from lodestar.engine.profiles import UnknownProfileError
+    from lodestar.learn.sim_trainer import Cadence
+    from lodestar.policy.profile_spec import ProfileError
+    from lodestar.policy.registry import PluginError
+    from lodestar.sim.report import print_table, write_json, write_plots, write_records
+    from lodestar.sim.run import LoadPlan, PolicyRun, apply_load, make_policy, run_one, workload_rate
+    from lodestar.sim.simulator import SimConfig
+    from lodestar.workload.build import build_workload
+    from lodestar.workload.errors import WorkloadError
+    from lodestar.workload.resolve import spec_for_target
+    from lodestar.workload.transform import time_slice
+
     if load is not None and rate is not None:
         raise typer.BadParameter("give --load or --rate, not both")
     torch.set_num_threads(1)

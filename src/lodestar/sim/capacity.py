@@ -1,9 +1,13 @@
 """A fleet's measured capacity for a workload, so loads can be given as a fraction of it.
 
 Capacity of one instance = its saturated request throughput on the workload's own requests:
-the first ``sample`` requests that fit it are all queued at time 0 and the completion rate is
-measured between the 20th and 80th percentile completion times (ignoring warm-up and drain).
-A fleet's capacity is the sum over its instances (what a perfect router could sustain).
+requests that fit it (taken in trace order, cycled if needed) are all queued at time 0 and the
+completion rate is measured between the 20th and 80th percentile completion times (ignoring
+warm-up and drain). The sample holds at least four times the instance's concurrency limit
+(``max_num_seqs`` or what its KV cache holds of an average request), so the measured window
+is the steady state of a full engine — new prefills sharing steps with decodes — and not one
+giant batch. A fleet's capacity is the sum over its instances (what a perfect router could
+sustain).
 """
 
 from __future__ import annotations
@@ -31,14 +35,19 @@ class Capacity:
         return sum(self.per_instance_rps.values())
 
 
-def instance_capacity_rps(profile: InstanceProfile, requests: Sequence[RequestSpec], sample: int = 600) -> float:
+def instance_capacity_rps(profile: InstanceProfile, requests: Sequence[RequestSpec], sample: int = 400) -> float:
     """Saturated completion rate (req/s) of one instance on ``requests``."""
-    fitting = [r for r in requests if r.prompt.n_tokens + r.output_tokens <= profile.context_limit][:sample]
+    fitting = [r for r in requests if r.prompt.n_tokens + r.output_tokens <= profile.context_limit]
     if len(fitting) < 10:
         return 0.0
+    mean_tokens = sum(r.prompt.n_tokens + r.output_tokens for r in fitting) / len(fitting)
+    concurrency = min(profile.seqs_limit, profile.kv_capacity_tokens / mean_tokens)
+    n = int(min(max(sample, 4 * concurrency), 8000))
     engine = Engine(profile)
-    for r in fitting:
-        engine.add(EngineRequest(r.request_id, r.prompt.n_tokens, r.prompt.block_hashes(), r.output_tokens, 0.0), 0.0)
+    for k in range(n):
+        r = fitting[k % len(fitting)]
+        rid = f"{r.request_id}#{k // len(fitting)}"
+        engine.add(EngineRequest(rid, r.prompt.n_tokens, r.prompt.block_hashes(), r.output_tokens, 0.0), 0.0)
     finish: list[float] = []
     while (t := engine.plan_end_s()) is not None:
         finish.extend(f.finish_s for f in engine.advance(t).finished)
@@ -47,7 +56,7 @@ def instance_capacity_rps(profile: InstanceProfile, requests: Sequence[RequestSp
     return float(completed / (b - a)) if b > a else 0.0
 
 
-def fleet_capacity(cluster: ClusterSpec, requests: Sequence[RequestSpec], sample: int = 600) -> Capacity:
+def fleet_capacity(cluster: ClusterSpec, requests: Sequence[RequestSpec], sample: int = 400) -> Capacity:
     """Capacity of every instance (identical profiles are measured once)."""
     by_profile: dict[str, float] = {}
     out: dict[str, float] = {}
