@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from lodestar.bus.admin import ensure_topics
+from lodestar.bus.settings import KafkaSettings
+from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas import (
     CandidateRecord,
     DeadLetter,
@@ -19,11 +24,6 @@ from lodestar_schemas import (
     RequestOutcome,
     RouteDecision,
 )
-
-from lodestar.bus.admin import ensure_topics
-from lodestar.bus.settings import KafkaSettings
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
-from lodestar.localinfra.settings import LocalInfraSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"

@@ -11,12 +11,12 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from lodestar_schemas import DeadLetter, Event, TopicName
-from lodestar_schemas.topics import TOPICS, spec_for_event
 
 from lodestar.bus.consume import EventConsumer, Received
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
+from lodestar_schemas import DeadLetter, Event, TopicName
+from lodestar_schemas.topics import TOPICS, spec_for_event
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lodestar_schemas import InstanceState, TopicName
 
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
 from lodestar.localinfra.broker import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
+from lodestar_schemas import InstanceState, TopicName
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,6 @@ from typing import Literal
 
 import httpx
 import structlog
-from lodestar_schemas import InstanceState
 
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.health import HealthTracker, Transition
@@ -41,6 +40,7 @@ from lodestar_collector.hitrate import PrefixCounters, counters_of, prefix_hit_r
 from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.models_api import ModelInfo, ModelInfoError, parse_models
 from lodestar_collector.parse import MetricsParseError, MetricsSnapshot, parse_metrics
+from lodestar_schemas import InstanceState
 
 log = structlog.get_logger(__name__)
 

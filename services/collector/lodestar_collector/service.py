@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import httpx
 import structlog
 import uvicorn
-from lodestar_schemas.topics import TopicName, topic_spec
 
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.publish import BufferedPublisher
@@ -30,6 +29,7 @@ from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.reload import InstancesSource
 from lodestar_collector.scraper import Scraper
 from lodestar_collector.settings import CollectorSettings
+from lodestar_schemas.topics import TopicName, topic_spec
 
 log = structlog.get_logger(__name__)
 

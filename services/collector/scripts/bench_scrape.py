@@ -31,12 +31,12 @@ import time
 from pathlib import Path
 
 import httpx
+
+from lodestar.logs import configure_logging
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.scraper import Scraper
 from lodestar_schemas import InstanceState
-
-from lodestar.logs import configure_logging
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 

@@ -6,9 +6,9 @@ import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from lodestar_schemas.topics import TOPICS, TopicSpec
 
 from lodestar.bus.settings import KafkaSettings
+from lodestar_schemas.topics import TOPICS, TopicSpec
 
 
 async def ensure_topics(settings: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:

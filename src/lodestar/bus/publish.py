@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
+from lodestar.bus.settings import KafkaSettings
 from lodestar_schemas.codec import encode_event
 from lodestar_schemas.events import Event
 from lodestar_schemas.topics import spec_for_event
-
-from lodestar.bus.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 

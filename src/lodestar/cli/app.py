@@ -12,6 +12,7 @@ from lodestar.cli import (
     policy_cmd,
     schemas_cmd,
     sim_cmd,
+    trainer_cmd,
     workload_cmd,
 )
 
@@ -31,6 +32,7 @@ def build_app() -> typer.Typer:
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)
+    app.command("trainer")(trainer_cmd.trainer)
     app.command("collector")(collector_cmd.collector)
     return app
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from lodestar_schemas.jsonschema_export import drifted, write_schemas
 
 DEFAULT_DIR = Path("schemas/json-schema")

@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lodestar.learn.blob import ModelState
-from lodestar.learn.features import FEATURE_NAMES, targets
+from lodestar.learn.features import targets
 from lodestar.learn.policy import LodestarPolicy
+from lodestar.learn.samples import feature_vector
 from lodestar.learn.trainer import OnlineTrainer
 from lodestar.policy.contracts import Decision, Outcome, RequestView
 from lodestar.sim.simulator import Simulator
@@ -52,9 +53,9 @@ class SimTrainer:
         sim.call_at(cadence.publish_interval_s, self._tick)
 
     def on_decision(self, request: RequestView, decision: Decision, now_s: float) -> None:
-        row = decision.features.get(decision.instance_id)
-        if row is not None:
-            self._pending[request.request_id] = np.array([row[n] for n in FEATURE_NAMES], dtype=np.float64)
+        x = feature_vector(decision.features.get(decision.instance_id))
+        if x is not None:
+            self._pending[request.request_id] = x
 
     def on_outcome(self, outcome: Outcome, now_s: float) -> None:
         x = self._pending.pop(outcome.decision_id, None)

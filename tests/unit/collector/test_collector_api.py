@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
+
+from lodestar.bus.settings import KafkaSettings
 from lodestar_collector.api import build_app
 from lodestar_collector.service import CollectorService
 from lodestar_collector.settings import CollectorSettings
-
-from lodestar.bus.settings import KafkaSettings
 
 
 async def test_health_and_metrics() -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from lodestar_collector.config import (
     InstanceConfig,
     InstancesConfigError,

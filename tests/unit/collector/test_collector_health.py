@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lodestar_collector.health import HealthTracker, Transition
 
 OK, FAIL = "ok", "fail"

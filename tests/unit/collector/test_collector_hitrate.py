@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lodestar_collector.hitrate import PrefixCounters, counters_of, prefix_hit_rate
 
 C = PrefixCounters

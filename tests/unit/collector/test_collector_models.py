@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lodestar_collector.models_api import ModelInfo, ModelInfoError, parse_models
 
 VLLM_BODY = (

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from lodestar_collector.parse import (
     InvalidMetricValueError,
     MalformedMetricsError,

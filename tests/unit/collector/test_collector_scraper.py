@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.scraper import UNKNOWN_MODEL, Scraper

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pytest
 from policy_helpers import MODEL, STANDARD_FILTERS, chain, request, view
 
+from lodestar.plugins import full_registry
 from lodestar.policy.contracts import InstanceView, NoCandidateError, Outcome, Policy, RequestView
 from lodestar.policy.fleet import FleetState
 from lodestar.policy.profile_spec import ProfileSpec, build_policy, list_profiles, load_profile
-from lodestar.plugins import full_registry
 
 REGISTRY = full_registry()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from policy_helpers import request, view
 
+from lodestar.plugins import full_registry
 from lodestar.policy.contracts import Decision, InstanceView, NoCandidateError, Policy, RequestView
 from lodestar.policy.framework import Scored, Scorer
 from lodestar.policy.params import NoParams, PluginParams
@@ -21,7 +22,6 @@ from lodestar.policy.profile_spec import (
     parse_profile,
     resolved_params,
 )
-from lodestar.plugins import full_registry
 from lodestar.policy.registry import PluginError, default_registry
 
 BASELINES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from lodestar_schemas import Event, EventDecodeError, decode_event, encode_event
 from lodestar_schemas.topics import TOPICS, spec_for_event
 

@@ -6,9 +6,10 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from lodestar_schemas import Event, InstanceState, RouteDecision, decode_event, encode_event
 from lodestar_schemas.topics import TOPICS, spec_for_event, topic_spec
-from pydantic import ValidationError
 
 
 def test_every_topic_has_one_sample_and_round_trips(events: list[Event]) -> None:

@@ -1,0 +1,3 @@
+from lodestar.cli.trainer_cmd import main
+
+main()

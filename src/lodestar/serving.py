@@ -1,0 +1,99 @@
+"""What every Lodestar service process does the same way: bind its HTTP port up front (a
+taken port is a clear error before anything starts), serve a FastAPI app with uvicorn without
+uvicorn's own signal handling, create its topics while the broker may still be coming up, and
+stop cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from lodestar.bus.admin import ensure_topics
+from lodestar.bus.settings import KafkaSettings
+from lodestar_schemas.topics import TopicSpec
+
+log = structlog.get_logger(__name__)
+
+
+class PortInUseError(OSError):
+    """A service port cannot be bound; the message names it."""
+
+
+def bind_socket(host: str, port: int, what: str) -> socket.socket:
+    """A listening, non-blocking socket on host:port (0 = any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise PortInUseError(exc.errno, f"{what} port {port} on {host} {why}") from None
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers (the service owns SIGINT/SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """A FastAPI app served on an already bound socket."""
+
+    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]), name=f"api-{self.port}")
+
+    async def stop(self, timeout_s: float = 3.0) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout_s)
+
+
+async def ensure_topics_retrying(kafka: KafkaSettings, specs: tuple[TopicSpec, ...]) -> None:
+    """Create ``specs`` (idempotent), retrying with backoff while the broker is unreachable."""
+    backoff = 0.5
+    while True:
+        try:
+            await ensure_topics(kafka, specs)
+            return
+        except Exception as exc:  # aiokafka raises a wide variety while the broker is down
+            log.warning("topic_setup_failed", error=f"{type(exc).__name__}: {exc}", retry_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+async def run_until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``run(stop)`` and set ``stop`` on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
