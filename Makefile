@@ -27,7 +27,7 @@ test-all:  ## every test, slow ones included
 lint:  ## ruff (lint + format check), mypy on the core packages, schema drift
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy src/lodestar schemas/lodestar_schemas
+	$(VENV)/bin/mypy src/lodestar schemas/lodestar_schemas $(wildcard services/*/lodestar_*)
 	$(LODESTAR) schemas check
 
 fmt:
