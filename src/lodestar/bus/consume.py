@@ -5,20 +5,26 @@ and dedupe by ``event_id`` downstream.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from lodestar.bus.publish import EventPublisher
+from lodestar.bus.settings import KafkaSettings
 from lodestar_schemas.codec import EventDecodeError, decode_event
 from lodestar_schemas.events import DeadLetter, Event
 from lodestar_schemas.topics import TopicName
 
-from lodestar.bus.publish import EventPublisher
-from lodestar.bus.settings import KafkaSettings
-
 log = structlog.get_logger(__name__)
+
+#: Dead letters get ids derived from the bad message (position and timestamp), so a re-read
+#: (at-least-once) re-sends the same letter, which downstream dedupe by event id then removes.
+DEAD_LETTER_NAMESPACE = uuid.UUID("2b0f6a5e-9d4c-4f6e-8a7e-5c3d1e0b9a41")
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,16 @@ class EventConsumer:
     async def stop(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            with contextlib.suppress(Exception):
+            try:
                 await consumer.stop()
+            except asyncio.CancelledError:
+                # aiokafka's fetcher awaits its own cancelled retry tasks on close (after the
+                # broker went away) and leaks that CancelledError; only ours may propagate.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            except Exception:
+                pass
 
     @property
     def client(self) -> AIOKafkaConsumer:
@@ -97,7 +111,7 @@ class EventConsumer:
                 try:
                     event = decode_event(tp.topic, record.value, self.settings.topic_prefix)
                 except EventDecodeError as exc:
-                    await self._dead_letter(tp, record.offset, record.value, exc)
+                    await self._dead_letter(tp, record.offset, record.value, exc, record.timestamp)
                     continue
                 self.stats.received += 1
                 out.append(Received(tp.topic, tp.partition, record.offset, event))
@@ -122,13 +136,18 @@ class EventConsumer:
                 parts.append(TopicPartition(name, p))
         return parts
 
-    async def _dead_letter(self, tp: TopicPartition, offset: int, value: bytes | None, exc: EventDecodeError) -> None:
+    async def _dead_letter(
+        self, tp: TopicPartition, offset: int, value: bytes | None, exc: EventDecodeError, timestamp_ms: int = -1
+    ) -> None:
         self.stats.dead_lettered += 1
         payload = value or b""
         log.warning("event_dead_lettered", topic=tp.topic, offset=offset, field=exc.field, reason=exc.reason)
         if self._dead_letters is None:
             return
         letter = DeadLetter(
+            event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{tp.topic}/{tp.partition}/{offset}/{timestamp_ms}"),
+            # the bad message's own timestamp: the same letter each time the message is re-read
+            ts=datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms >= 0 else datetime.now(UTC),
             source_topic=tp.topic,
             partition=tp.partition,
             offset=offset,

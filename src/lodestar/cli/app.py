@@ -8,6 +8,7 @@ from lodestar.cli import (
     collector_cmd,
     emulate_cmd,
     engine_cmd,
+    history_cmd,
     infra_cmd,
     policy_cmd,
     schemas_cmd,
@@ -33,6 +34,7 @@ def build_app() -> typer.Typer:
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)
     app.command("trainer")(trainer_cmd.trainer)
+    app.add_typer(history_cmd.build(), name="history")
     app.command("collector")(collector_cmd.collector)
     return app
 

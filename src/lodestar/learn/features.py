@@ -74,15 +74,32 @@ class FeatureBuilder:
     """Builds feature rows and keeps the router-side state they need (prefix index, pending
     prefill ledger, instance statistics), fed by the policy hooks. Not thread-safe."""
 
-    def __init__(self, index_ttl_s: float | None = 300.0, stats_alpha: float = 0.05) -> None:
+    def __init__(
+        self,
+        index_ttl_s: float | None = 300.0,
+        stats_alpha: float = 0.05,
+        use_prefix_index: bool = True,
+        use_instance_stats: bool = True,
+        zeroed: Sequence[str] = (),
+    ) -> None:
+        """``use_prefix_index=False`` treats every prompt as uncached everywhere,
+        ``use_instance_stats=False`` keeps every instance at the priors, ``zeroed`` features
+        are always 0 — the ablations of the learned policy."""
+        unknown = sorted(set(zeroed) - set(FEATURE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown features to zero: {unknown}")
         self.index = BlockPrefixIndex(ttl_s=index_ttl_s)
         self.ledger = RequestLedger()
         self.stats = FleetStats(alpha=stats_alpha)
+        self.use_prefix_index = use_prefix_index
+        self.use_instance_stats = use_instance_stats
+        self._zeroed = [FEATURE_NAMES.index(f) for f in zeroed]
         self._dispatched: dict[str, _Dispatch] = {}
 
     def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
         ids = [c.instance_id for c in candidates]
-        matched = self.index.match(request.block_hashes, ids, now_s)
+        use_index = self.use_prefix_index
+        matched = self.index.match(request.block_hashes, ids, now_s) if use_index else [0] * len(ids)
         prompt = request.prompt_tokens
         out = request.expected_output_tokens or 0
         x = np.empty((len(candidates), N_FEATURES), dtype=np.float64)
@@ -116,6 +133,8 @@ class FeatureBuilder:
             )
             uncached_list.append(uncached)
             pending_list.append(pending)
+        if self._zeroed:
+            x[:, self._zeroed] = 0.0
         return CandidateFeatures(x, uncached_list, pending_list)
 
     def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
@@ -129,7 +148,7 @@ class FeatureBuilder:
     def on_outcome(self, outcome: Outcome) -> None:
         self.ledger.finish(outcome.decision_id)
         sent = self._dispatched.pop(outcome.decision_id, None)
-        if sent is None or outcome.error is not None:
+        if sent is None or outcome.error is not None or not self.use_instance_stats:
             return
         self.stats.observe(sent.instance_id, sent.work_tokens, outcome.ttft_s, outcome.tpot_s)
 

@@ -53,6 +53,9 @@ class LodestarParams(SeededParams):
     drift_min_error: float = Field(default=0.15, gt=0.0, description="floor of the error reference (log s)")
     index_ttl_s: float = Field(default=300.0, gt=0.0)
     stats_alpha: float = Field(default=0.05, gt=0.0, le=1.0)
+    use_prefix_index: bool = Field(default=True, description="ablation switch: estimate cached prefixes")
+    use_instance_stats: bool = Field(default=True, description="ablation switch: self-measured instance statistics")
+    zero_features: list[str] = Field(default_factory=list, description="ablation: features held at 0")
 
 
 class LodestarPolicy(Policy):
@@ -63,7 +66,13 @@ class LodestarPolicy(Policy):
         self.fallback = fallback
         self.objective = params.objective
         self.filters: tuple[Filter, ...] = (HealthyFilter(), ModelFilter(), ContextLengthFilter())
-        self.features = FeatureBuilder(index_ttl_s=params.index_ttl_s, stats_alpha=params.stats_alpha)
+        self.features = FeatureBuilder(
+            index_ttl_s=params.index_ttl_s,
+            stats_alpha=params.stats_alpha,
+            use_prefix_index=params.use_prefix_index,
+            use_instance_stats=params.use_instance_stats,
+            zeroed=params.zero_features,
+        )
         self.explorer = Explorer(
             ExploreConfig(
                 epsilon_start=params.epsilon_start,

@@ -68,9 +68,7 @@ class FleetStats:
         self.alpha = alpha
         self._stats: dict[str, InstanceStats] = {}
 
-    def observe(
-        self, instance_id: str, prefill_work_tokens: int, ttft_s: float | None, tpot_s: float | None
-    ) -> None:
+    def observe(self, instance_id: str, prefill_work_tokens: int, ttft_s: float | None, tpot_s: float | None) -> None:
         """One outcome: ``prefill_work_tokens`` uncached tokens that had to be prefilled on the
         instance before this request's first token (its own included)."""
         st = self._stats.get(instance_id)

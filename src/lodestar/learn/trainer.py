@@ -52,8 +52,8 @@ class OnlineTrainer:
         self._net = EnsembleMLP(_N_IN, _N_OUT, hidden=cfg.hidden, members=cfg.members, seed=seed)
         self._opt = torch.optim.Adam(self._net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._buffer = ReplayBuffer(_N_IN, _N_OUT, cfg.members, capacity=cfg.capacity, seed=seed)
-        self._holdout: collections.deque[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = (
-            collections.deque(maxlen=cfg.holdout_capacity)
+        self._holdout: collections.deque[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = collections.deque(
+            maxlen=cfg.holdout_capacity
         )
         self._seen = 0
         self._norm: tuple[npt.NDArray[np.float32], ...] | None = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from lodestar_schemas.events import CandidateRecord, RequestOutcome, RouteDecision
-from lodestar_trainer.join import DecisionOutcomeJoin
 
 from lodestar.learn.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from lodestar_schemas.events import CandidateRecord, RequestOutcome, RouteDecision
+from lodestar_trainer.join import DecisionOutcomeJoin
 
 
 def _features(base: float) -> dict[str, float]:
