@@ -26,6 +26,13 @@ from lodestar_schemas import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread: the models are tiny, and tests share two cores with servers."""
+    import torch
+
+    torch.set_num_threads(1)
 SHARED = REPO_ROOT.parent / "shared"
 
 

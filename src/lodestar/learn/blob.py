@@ -79,7 +79,7 @@ def decode_blob(blob: bytes, expect_schema: int = FEATURE_SCHEMA_VERSION) -> Mod
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             header: dict[str, Any] = json.loads(bytes(npz["header"]).decode())
             arrays = {k: np.asarray(npz[k], dtype=np.float32) for k in _ARRAYS}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise BlobError(f"not a {BLOB_FORMAT} archive: {exc}") from None
     if header.get("format") != BLOB_FORMAT:
         raise BlobError(f"format {header.get('format')!r}, expected {BLOB_FORMAT!r}")

@@ -7,7 +7,13 @@ instance that every member predicts to be far worse only burns latency); otherwi
 is drawn uniformly and its cheapest candidate is taken (Thompson). The propensity of the
 choice is therefore exactly ``ε·[plausible]/|plausible| + (1−ε)·(members choosing it)/E``.
 ε decays by half every ``epsilon_half_life`` decisions down to ``epsilon_min``; a boost (set
-by drift detection) multiplies it. Deterministic under ``seed``.
+by drift detection) multiplies it.
+
+Exploration is spent where it is cheap: with best mean cost ``c`` (seconds), both ε and the
+Thompson draw are used only with probability ``q = min(1, explore_budget_s / c)``; otherwise
+the choice is the best mean. A short prompt teaches as much about an instance's speed as a
+long one, but a wrong guess costs it milliseconds, not seconds. The propensity accounts for
+the whole mixture. Deterministic under ``seed``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class ExploreConfig:
     epsilon_half_life: float = 2000.0
     thompson: bool = True
     plausible_slack: float = 2.0
+    explore_budget_s: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +55,53 @@ class Explorer:
         eps: float = c.epsilon_start * 0.5 ** (self.decisions / c.epsilon_half_life)
         return min(1.0, max(eps, c.epsilon_min) * self.boost)
 
+    def distribution(
+        self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The probability of choosing each candidate at the current ε (sums to 1)."""
+        return self._plan(member_costs, mean_cost).dist
+
     def choose(self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]) -> Choice:
         """``member_costs`` [members, K], ``mean_cost`` [K]; lower is better."""
-        members, k = member_costs.shape
-        eps = self.epsilon if k > 1 else 0.0
+        plan = self._plan(member_costs, mean_cost)
         self.decisions += 1
-        best = int(np.argmin(mean_cost))
-        if self.config.thompson:
-            member_best = np.argmin(member_costs, axis=1)
-            thompson_p = np.bincount(member_best, minlength=k) / members
+        rng = self._rng
+        if plan.eps > 0 and rng.random() < plan.eps:
+            index = int(plan.plausible[rng.randrange(len(plan.plausible))])
+        elif self.config.thompson and rng.random() < plan.q:
+            index = int(plan.member_best[rng.randrange(len(plan.member_best))])
         else:
-            member_best = np.full(members, best)
-            thompson_p = np.zeros(k)
-            thompson_p[best] = 1.0
+            index = plan.best
+        p = float(plan.dist[index])
+        return Choice(index=index, propensity=min(1.0, max(p, 1e-9)), explore=index != plan.best)
+
+    def _plan(self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]) -> _Plan:
+        members, k = member_costs.shape
+        best = int(np.argmin(mean_cost))
+        budget = self.config.explore_budget_s
+        q = 1.0 if budget <= 0 else min(1.0, budget / max(float(mean_cost[best]), 1e-9))
+        eps = self.epsilon * q if k > 1 else 0.0
+        member_best = np.argmin(member_costs, axis=1)
+        greedy = np.zeros(k)
+        greedy[best] = 1.0
+        if self.config.thompson:
+            exploit = q * np.bincount(member_best, minlength=k) / members + (1.0 - q) * greedy
+        else:
+            exploit = greedy
         optimistic = member_costs.min(axis=0)
         plausible = np.flatnonzero(optimistic <= self.config.plausible_slack * mean_cost[best])
         if best not in plausible:  # cannot happen for a finite slack ≥ 1, kept for safety
             plausible = np.append(plausible, best)
-        if eps > 0 and self._rng.random() < eps:
-            index = int(plausible[self._rng.randrange(len(plausible))])
-        else:
-            index = int(member_best[self._rng.randrange(members)])
-        p = (1.0 - eps) * float(thompson_p[index])
-        if index in plausible:
-            p += eps / len(plausible)
-        return Choice(index=index, propensity=min(1.0, max(p, 1e-9)), explore=index != best)
+        dist = (1.0 - eps) * exploit
+        dist[plausible] += eps / len(plausible)
+        return _Plan(best, q, eps, member_best, plausible, dist)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    best: int
+    q: float
+    eps: float
+    member_best: npt.NDArray[np.intp]
+    plausible: npt.NDArray[np.intp]
+    dist: npt.NDArray[np.float64]

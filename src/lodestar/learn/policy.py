@@ -45,6 +45,9 @@ class LodestarParams(SeededParams):
     epsilon_half_life: float = Field(default=2000.0, gt=0.0, description="decisions per halving of ε")
     thompson: bool = True
     plausible_slack: float = Field(default=2.0, ge=1.0)
+    explore_budget_s: float = Field(
+        default=0.25, ge=0.0, description="explore fully when the best predicted cost is below this (s); 0 = always"
+    )
     ready_max_val_mae: float = Field(default=0.6, gt=0.0, description="max held-out MAE of log TTFT")
     ready_min_samples: int = Field(default=50, ge=1)
     drift_window: int = Field(default=100, ge=1)
@@ -80,6 +83,7 @@ class LodestarPolicy(Policy):
                 epsilon_half_life=params.epsilon_half_life,
                 thompson=params.thompson,
                 plausible_slack=params.plausible_slack,
+                explore_budget_s=params.explore_budget_s,
             ),
             seed=params.seed,
         )
