@@ -33,6 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
 SHARED = REPO_ROOT.parent / "shared"
 
 
