@@ -3,7 +3,8 @@
 - the request: prompt size, its uncached part on the candidate (from an index of this
   router's own past routing), expected output length when known;
 - the candidate's scraped state (running, waiting, KV usage, staleness) and this router's
-  in-flight accounting (requests, requests still in prefill, pending uncached prefill tokens);
+  in-flight accounting (requests, requests still in prefill, pending uncached prefill tokens,
+  and the prompt tokens of everything in flight there — the context its decode steps read);
 - self-measured statistics (:mod:`lodestar.learn.stats`): prefill speed, decode step, recent
   TTFT, and how much evidence backs them, plus ``work_ttft_log``, the TTFT that pending work
   and the measured speed imply.
@@ -29,7 +30,7 @@ from lodestar.policy.contracts import InstanceView, Outcome, RequestView
 from lodestar.policy.prefix_index import BlockPrefixIndex
 from lodestar.policy.scorers.ledger import RequestLedger
 
-FEATURE_SCHEMA_VERSION = 2
+FEATURE_SCHEMA_VERSION = 3
 FEATURE_NAMES: tuple[str, ...] = (
     "prompt_tokens_log",
     "uncached_tokens_log",
@@ -42,6 +43,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "inflight_requests_log",
     "inflight_prefill_requests_log",
     "pending_prefill_tokens_log",
+    "active_tokens_log",
     "prefill_speed_log",
     "decode_step_log",
     "work_ttft_log",
@@ -68,6 +70,7 @@ class CandidateFeatures:
 class _Dispatch:
     instance_id: str
     work_tokens: int
+    prompt_tokens: int
 
 
 class FeatureBuilder:
@@ -76,7 +79,7 @@ class FeatureBuilder:
 
     def __init__(
         self,
-        index_ttl_s: float | None = 300.0,
+        index_ttl_s: float | None = 120.0,
         stats_alpha: float = 0.05,
         use_prefix_index: bool = True,
         use_instance_stats: bool = True,
@@ -95,6 +98,7 @@ class FeatureBuilder:
         self.use_instance_stats = use_instance_stats
         self._zeroed = [FEATURE_NAMES.index(f) for f in zeroed]
         self._dispatched: dict[str, _Dispatch] = {}
+        self._active_tokens: dict[str, int] = {}
 
     def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
         ids = [c.instance_id for c in candidates]
@@ -110,6 +114,7 @@ class FeatureBuilder:
             cached = min(matched[i] * tokenizer.BLOCK_SIZE, prompt)
             uncached = prompt - cached
             pending = self.ledger.pending_prefill_tokens(c.instance_id)
+            active = self._active_tokens.get(c.instance_id, 0)
             speed_log, decode_log, ttft_log, confidence = self.stats.snapshot(c.instance_id)
             work_s = (pending + uncached) / math.exp(speed_log)
             age = c.state_age_s if math.isfinite(c.state_age_s) else MAX_STATE_AGE_S
@@ -125,6 +130,7 @@ class FeatureBuilder:
                 log1p(c.inflight_requests),
                 log1p(c.inflight_prefill_requests),
                 log1p(pending),
+                log1p(active),
                 speed_log,
                 decode_log,
                 math.log(work_s + 1e-3),
@@ -140,7 +146,8 @@ class FeatureBuilder:
     def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
         self.ledger.add(request.request_id, instance_id, uncached)
         self.index.add(instance_id, request.block_hashes, now_s)
-        self._dispatched[request.request_id] = _Dispatch(instance_id, pending + uncached)
+        self._dispatched[request.request_id] = _Dispatch(instance_id, pending + uncached, request.prompt_tokens)
+        self._active_tokens[instance_id] = self._active_tokens.get(instance_id, 0) + request.prompt_tokens
 
     def on_first_token(self, request_id: str) -> None:
         self.ledger.first_token(request_id)
@@ -148,13 +155,17 @@ class FeatureBuilder:
     def on_outcome(self, outcome: Outcome) -> None:
         self.ledger.finish(outcome.decision_id)
         sent = self._dispatched.pop(outcome.decision_id, None)
-        if sent is None or outcome.error is not None or not self.use_instance_stats:
+        if sent is None:
+            return
+        self._active_tokens[sent.instance_id] -= sent.prompt_tokens
+        if outcome.error is not None or not self.use_instance_stats:
             return
         self.stats.observe(sent.instance_id, sent.work_tokens, outcome.ttft_s, outcome.tpot_s)
 
     def forget_instance(self, instance_id: str) -> None:
         self.index.remove_instance(instance_id)
         self.stats.forget(instance_id)
+        self._active_tokens.pop(instance_id, None)
 
 
 def targets(ttft_s: float | None, tpot_s: float | None, e2e_s: float | None) -> npt.NDArray[np.float64]:

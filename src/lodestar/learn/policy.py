@@ -54,7 +54,7 @@ class LodestarParams(SeededParams):
     drift_explore_ratio: float = Field(default=2.0, gt=1.0)
     drift_fallback_ratio: float = Field(default=4.0, gt=1.0)
     drift_min_error: float = Field(default=0.15, gt=0.0, description="floor of the error reference (log s)")
-    index_ttl_s: float = Field(default=300.0, gt=0.0)
+    index_ttl_s: float = Field(default=120.0, gt=0.0, description="prefix-index entry lifetime (s), as Dynamo")
     stats_alpha: float = Field(default=0.05, gt=0.0, le=1.0)
     use_prefix_index: bool = Field(default=True, description="ablation switch: estimate cached prefixes")
     use_instance_stats: bool = Field(default=True, description="ablation switch: self-measured instance statistics")
