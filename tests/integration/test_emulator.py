@@ -554,6 +554,7 @@ async def test_go_away_refuses_connections_and_comes_back(faulty: str, small: Em
         return False
 
     async with httpx.AsyncClient(timeout=30) as client:
+        streaming = asyncio.Event()
 
         async def in_flight() -> int:
             tokens = 0
@@ -561,7 +562,19 @@ async def test_go_away_refuses_connections_and_comes_back(faulty: str, small: Em
                 async with client.stream("POST", f"{faulty}/v1/chat/completions", json=body) as resp:
                     async for line in resp.aiter_lines():
                         tokens += line.startswith("data: {")
+                        if tokens:
+                            streaming.set()
             return tokens
+
+        async def both_in_the_engine() -> None:
+            """Wait (no fixed sleep) until the stream has tokens and the other request runs."""
+            await asyncio.wait_for(streaming.wait(), 30)
+            for _ in range(600):
+                samples = await asyncio.to_thread(scrape, faulty)
+                if metric(samples, "vllm:num_requests_running") + metric(samples, "vllm:num_requests_waiting") >= 2:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the two requests never reached the engine")
 
         async def whole_in_flight() -> None:
             with pytest.raises(httpx.RemoteProtocolError):  # status line, then the connection closes
@@ -570,7 +583,7 @@ async def test_go_away_refuses_connections_and_comes_back(faulty: str, small: Em
 
         stream = asyncio.create_task(in_flight())
         whole = asyncio.create_task(whole_in_flight())
-        await asyncio.sleep(0.2)
+        await both_in_the_engine()
         status = (await client.post(f"{faulty}/admin/fault", json={"kind": "go_away", "duration_s": 0.5})).json()
         assert status["gone"] is True and "go_away" in status["ends_s"]
         assert 0 < await stream < 401  # the connections in flight were dropped
