@@ -30,7 +30,9 @@ class PortInUseError(OSError):
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
     """A listening, non-blocking socket on host:port (0 = any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio disables Nagle only on accepted sockets whose proto is
+    # IPPROTO_TCP; with proto 0 every keep-alive answer waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from lodestar.cli import (
+    bench_cmd,
     collector_cmd,
     emulate_cmd,
     engine_cmd,
     history_cmd,
     infra_cmd,
     policy_cmd,
+    router_cmd,
     schemas_cmd,
     sim_cmd,
     trainer_cmd,
@@ -33,9 +35,11 @@ def build_app() -> typer.Typer:
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)
+    app.add_typer(bench_cmd.build(), name="bench")
     app.command("trainer")(trainer_cmd.trainer)
     app.add_typer(history_cmd.build(), name="history")
     app.command("collector")(collector_cmd.collector)
+    app.command("router")(router_cmd.router)
     return app
 
 

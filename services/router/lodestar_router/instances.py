@@ -1,0 +1,176 @@
+"""The router's fleet: :class:`~lodestar.policy.fleet.FleetState` plus each instance's URL and
+the freshness rules applied to scraped state.
+
+States come from the instance-state topic (:meth:`InstanceDirectory.apply`) or from settings
+(static instances). Freshness, as llm-d treats metrics: an instance whose last state is older
+than ``staleness_s`` is offered to policies as unhealthy (its state is no evidence any more);
+one silent for ``remove_after_s`` is forgotten (with its in-flight accounting). A static
+instance that was never scraped is always offered as healthy (nothing scrapes simple setups);
+once scraped it follows the same rules but is never forgotten.
+
+A state's age is taken from its own timestamp (``ts``, the collector's clock), so consumer lag
+does not make old states look fresh; hosts need synchronised clocks (NTP), and states that
+arrive already stale are counted so skew or lag is visible. Event-loop only, not thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from lodestar.policy.contracts import InstanceView
+from lodestar.policy.fleet import FleetState
+from lodestar_schemas.events import InstanceState
+
+
+@dataclass(slots=True)
+class InstanceEntry:
+    """What the directory knows beyond the FleetState."""
+
+    instance_id: str
+    url: str
+    model: str
+    static: bool = False
+    hardware: str | None = None
+    scrape_healthy: bool = True
+    state_at_s: float | None = None  # host time the last state was taken; None: never scraped
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """One instance for the admin view (``age_s`` is None if never scraped)."""
+
+    instance_id: str
+    url: str
+    model: str
+    static: bool
+    hardware: str | None
+    healthy: bool
+    stale: bool
+    age_s: float | None
+    view: InstanceView | None
+
+
+class InstanceDirectory:
+    """Instances by id with their URL; candidates with the freshness rules applied."""
+
+    def __init__(self, fleet: FleetState, staleness_s: float = 2.0, remove_after_s: float = 30.0) -> None:
+        if not 0 < staleness_s < remove_after_s:
+            raise ValueError(f"need 0 < staleness_s ({staleness_s}) < remove_after_s ({remove_after_s})")
+        self.fleet = fleet
+        self.staleness_s = staleness_s
+        self.remove_after_s = remove_after_s
+        self.states_applied = 0
+        self.states_out_of_order = 0
+        self.states_arrived_stale = 0
+        self._entries: dict[str, InstanceEntry] = {}
+
+    # --- changes ---------------------------------------------------------------------------
+
+    def add_static(self, instance_id: str, url: str, model: str, max_model_len: int | None = None) -> None:
+        self.fleet.upsert_instance(instance_id, model, max_model_len)
+        self._entries[instance_id] = InstanceEntry(instance_id, url, model, static=True)
+
+    def apply(self, state: InstanceState, now_s: float, wall_now_s: float) -> bool:
+        """Record one scraped state received at host time ``now_s`` (wall clock ``wall_now_s``).
+        Returns False for a state older than the one already held (ignored)."""
+        age = max(0.0, wall_now_s - state.ts.timestamp())
+        taken_at = now_s - age
+        entry = self._entries.get(state.instance_id)
+        if entry is not None and entry.state_at_s is not None and taken_at < entry.state_at_s:
+            self.states_out_of_order += 1
+            return False
+        if age > self.staleness_s:
+            self.states_arrived_stale += 1
+        self.fleet.upsert_instance(state.instance_id, state.model, state.max_model_len)
+        self.fleet.update_scrape(
+            state.instance_id,
+            num_running=state.num_running,
+            num_waiting=state.num_waiting,
+            kv_usage_frac=state.kv_usage_frac,
+            prefix_hit_rate=state.prefix_hit_rate,
+            healthy=state.healthy,
+            at_s=taken_at,
+        )
+        if entry is None:
+            entry = self._entries[state.instance_id] = InstanceEntry(state.instance_id, state.url, state.model)
+        entry.url, entry.model, entry.hardware = state.url, state.model, state.hardware
+        entry.scrape_healthy = state.healthy
+        entry.state_at_s = taken_at
+        self.states_applied += 1
+        return True
+
+    def sweep(self, now_s: float) -> list[str]:
+        """Forget every non-static instance silent for ``remove_after_s``; returns their ids."""
+        gone = [
+            e.instance_id
+            for e in self._entries.values()
+            if not e.static and (e.state_at_s is None or now_s - e.state_at_s > self.remove_after_s)
+        ]
+        for iid in gone:
+            del self._entries[iid]
+            self.fleet.remove_instance(iid)
+        return gone
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def url(self, instance_id: str) -> str | None:
+        entry = self._entries.get(instance_id)
+        return entry.url if entry is not None else None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def candidates(self, model: str, now_s: float, exclude: Collection[str] = ()) -> list[InstanceView]:
+        """The instances serving ``model`` minus ``exclude``, stale ones marked unhealthy."""
+        out: list[InstanceView] = []
+        limit = self.staleness_s
+        for view in self.fleet.candidates(model, now_s):
+            if exclude and view.instance_id in exclude:
+                continue
+            # never scraped (age inf): only a static instance counts as fresh
+            stale = view.state_age_s > limit and (
+                math.isfinite(view.state_age_s) or not self._is_static(view.instance_id)
+            )
+            if stale and view.healthy:
+                view = dataclasses.replace(view, healthy=False)
+            out.append(view)
+        return out
+
+    def healthy_count(self, now_s: float) -> int:
+        return sum(1 for e in self._entries.values() if self._fresh_and_healthy(e, now_s))
+
+    def status(self, now_s: float) -> list[InstanceStatus]:
+        """Every instance, sorted by id, with its effective health and freshness."""
+        views: dict[str, InstanceView] = {}
+        for model in {e.model for e in self._entries.values()}:
+            views.update((v.instance_id, v) for v in self.fleet.candidates(model, now_s))
+        out = []
+        for iid in sorted(self._entries):
+            e = self._entries[iid]
+            age = None if e.state_at_s is None else max(0.0, now_s - e.state_at_s)
+            out.append(
+                InstanceStatus(
+                    instance_id=iid,
+                    url=e.url,
+                    model=e.model,
+                    static=e.static,
+                    hardware=e.hardware,
+                    healthy=self._fresh_and_healthy(e, now_s),
+                    stale=age is not None and age > self.staleness_s,
+                    age_s=age,
+                    view=views.get(iid),
+                )
+            )
+        return out
+
+    def _is_static(self, instance_id: str) -> bool:
+        entry = self._entries.get(instance_id)
+        return entry is not None and entry.static
+
+    def _fresh_and_healthy(self, e: InstanceEntry, now_s: float) -> bool:
+        if e.state_at_s is None:
+            return e.static
+        return e.scrape_healthy and now_s - e.state_at_s <= self.staleness_s

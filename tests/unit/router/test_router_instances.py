@@ -1,0 +1,122 @@
+"""Freshness rules of the router's fleet: stale → unhealthy, long silence → forgotten,
+static instances, exclusion, out-of-order and already-stale states."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from router_helpers import MODEL, T0_WALL, instance_state
+
+from lodestar.policy.fleet import FleetState
+from lodestar_router.instances import InstanceDirectory
+
+T0 = 500.0  # host (monotonic) time at which states are received
+
+
+def _directory() -> InstanceDirectory:
+    return InstanceDirectory(FleetState(), staleness_s=2.0, remove_after_s=30.0)
+
+
+@pytest.mark.parametrize(
+    ("state_age_s", "later_s", "scrape_healthy", "healthy"),
+    [
+        pytest.param(0.0, 0.0, True, True, id="fresh"),
+        pytest.param(0.0, 1.9, True, True, id="just-inside"),
+        pytest.param(0.0, 2.1, True, False, id="stale-after-2s"),
+        pytest.param(1.5, 0.6, True, False, id="arrived-old-then-aged"),
+        pytest.param(0.0, 0.0, False, False, id="scrape-says-unhealthy"),
+        pytest.param(3.0, 0.0, True, False, id="arrived-stale"),
+    ],
+)
+def test_staleness_marks_unhealthy(state_age_s: float, later_s: float, scrape_healthy: bool, healthy: bool) -> None:
+    d = _directory()
+    d.apply(instance_state("a", age_s=state_age_s, healthy=scrape_healthy), T0, T0_WALL.timestamp())
+    (view,) = d.candidates(MODEL, T0 + later_s)
+    assert view.healthy is healthy
+    assert view.state_age_s == pytest.approx(state_age_s + later_s)
+    assert d.healthy_count(T0 + later_s) == int(healthy)
+
+
+def test_state_age_uses_the_event_timestamp_and_counts_stale_arrivals() -> None:
+    d = _directory()
+    d.apply(instance_state("a", age_s=5.0), T0, T0_WALL.timestamp())
+    assert d.states_arrived_stale == 1
+    # a timestamp in the future (clock skew) counts as age 0, never negative
+    d.apply(instance_state("b", age_s=-3.0), T0, T0_WALL.timestamp())
+    views = {v.instance_id: v for v in d.candidates(MODEL, T0)}
+    assert views["a"].state_age_s == pytest.approx(5.0)
+    assert views["b"].state_age_s == 0.0
+
+
+def test_older_state_does_not_replace_a_newer_one() -> None:
+    d = _directory()
+    d.apply(instance_state("a", running=7), T0, T0_WALL.timestamp())
+    assert not d.apply(instance_state("a", age_s=1.0, running=1), T0 + 0.1, T0_WALL.timestamp() + 0.1)
+    (view,) = d.candidates(MODEL, T0 + 0.2)
+    assert view.num_running == 7
+    assert (d.states_applied, d.states_out_of_order) == (1, 1)
+
+
+def test_state_fields_reach_the_fleet_and_the_url_map() -> None:
+    d = _directory()
+    d.apply(instance_state("a", running=3, waiting=2, kv=0.4, max_model_len=4096), T0, T0_WALL.timestamp())
+    (view,) = d.candidates(MODEL, T0)
+    assert (view.num_running, view.num_waiting, view.kv_usage_frac, view.max_model_len) == (3, 2, 0.4, 4096)
+    assert d.url("a") == "http://a.local:8000"
+    assert d.url("zz") is None
+
+
+def test_static_instance_never_scraped_is_healthy_and_never_removed() -> None:
+    d = _directory()
+    d.add_static("s", "http://s:1", MODEL)
+    (view,) = d.candidates(MODEL, T0 + 1000)
+    assert view.healthy and math.isinf(view.state_age_s)
+    assert d.sweep(T0 + 10_000) == []
+    assert d.url("s") == "http://s:1"
+
+
+def test_static_instance_once_scraped_follows_staleness() -> None:
+    d = _directory()
+    d.add_static("a", "http://a:1", MODEL)
+    d.apply(instance_state("a"), T0, T0_WALL.timestamp())
+    assert not d.candidates(MODEL, T0 + 5)[0].healthy
+    assert d.sweep(T0 + 100) == []  # static: kept
+
+
+def test_sweep_forgets_silent_instances_with_their_inflight() -> None:
+    d = _directory()
+    d.apply(instance_state("a"), T0, T0_WALL.timestamp())
+    d.apply(instance_state("b", now_wall=T0_WALL + timedelta(seconds=20)), T0 + 20, T0_WALL.timestamp() + 20)
+    d.fleet.on_dispatch("r1", "a", 100, T0 + 1)
+    assert d.sweep(T0 + 29) == []
+    assert d.sweep(T0 + 31) == ["a"]
+    assert [v.instance_id for v in d.candidates(MODEL, T0 + 31)] == ["b"]
+    assert d.fleet.inflight("r1") is None
+    assert d.url("a") is None and len(d) == 1
+
+
+def test_candidates_filter_by_model_and_exclude() -> None:
+    d = _directory()
+    for iid in ("a", "b", "c"):
+        d.apply(instance_state(iid), T0, T0_WALL.timestamp())
+    d.apply(instance_state("x", model="other"), T0, T0_WALL.timestamp())
+    assert [v.instance_id for v in d.candidates(MODEL, T0, exclude=["b"])] == ["a", "c"]
+    assert [v.instance_id for v in d.candidates("other", T0)] == ["x"]
+    assert d.candidates("none", T0) == []
+
+
+def test_status_for_the_admin_view() -> None:
+    d = _directory()
+    d.add_static("s", "http://s:1", MODEL)
+    d.apply(instance_state("a", running=2), T0, T0_WALL.timestamp())
+    status = {s.instance_id: s for s in d.status(T0 + 3)}
+    assert status["a"].stale and not status["a"].healthy and status["a"].age_s == pytest.approx(3.0)
+    assert status["a"].view is not None and status["a"].view.num_running == 2
+    assert status["s"].static and status["s"].healthy and status["s"].age_s is None
+
+
+def test_staleness_must_be_below_removal() -> None:
+    with pytest.raises(ValueError, match="staleness_s"):
+        InstanceDirectory(FleetState(), staleness_s=5.0, remove_after_s=5.0)
