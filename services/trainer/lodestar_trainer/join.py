@@ -1,10 +1,12 @@
-"""Pairs each route decision with its request outcome (by decision id), whichever comes first,
-within a time window; turns a pair into a training sample. Pure; no I/O. Not thread-safe.
+"""Pairs each route decision with its request outcome, whichever comes first, within a time
+window; turns a pair into a training sample. Pure; no I/O. Not thread-safe.
 
-A pair is skipped (and counted) when the decision was made on another feature schema, when
-the request was retried on another instance than the one decided (the features describe the
-wrong candidate), or when the request failed before its first token. Duplicates (at-least-once
-delivery) of an already joined id are ignored.
+The key is (decision id, instance): a request the gateway retried elsewhere has one decision
+per attempt under the same id, and its outcome names the instance that served it, so it pairs
+with the decision that sent it there. A pair is skipped (and counted) when the decision was
+made on another feature schema or the request failed before its first token; a decision whose
+attempt never produced an outcome expires. Duplicates (at-least-once delivery) of an already
+joined key are ignored.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ class JoinStats:
     expired: int = 0
     duplicates: int = 0
     other_schema: int = 0
-    retried_elsewhere: int = 0
     failed: int = 0
 
 
@@ -42,9 +43,9 @@ class DecisionOutcomeJoin:
         self.window_s = window_s
         self.max_pending = max_pending
         self.stats = JoinStats()
-        self._decisions: OrderedDict[str, tuple[float, RouteDecision]] = OrderedDict()
-        self._outcomes: OrderedDict[str, tuple[float, RequestOutcome]] = OrderedDict()
-        self._joined: OrderedDict[str, None] = OrderedDict()
+        self._decisions: OrderedDict[tuple[str, str], tuple[float, RouteDecision]] = OrderedDict()
+        self._outcomes: OrderedDict[tuple[str, str], tuple[float, RequestOutcome]] = OrderedDict()
+        self._joined: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._remember = remember_joined
 
     @property
@@ -52,7 +53,7 @@ class DecisionOutcomeJoin:
         return len(self._decisions) + len(self._outcomes)
 
     def add_decision(self, decision: RouteDecision, now_s: float) -> Sample | None:
-        key = decision.decision_id
+        key = (decision.decision_id, decision.instance_id)
         if key in self._joined or key in self._decisions:
             self.stats.duplicates += 1
             return None
@@ -64,7 +65,7 @@ class DecisionOutcomeJoin:
         return self._pair(decision, outcome[1], now_s)
 
     def add_outcome(self, outcome: RequestOutcome, now_s: float) -> Sample | None:
-        key = outcome.decision_id
+        key = (outcome.decision_id, outcome.instance_id or "")
         if key in self._joined or key in self._outcomes:
             self.stats.duplicates += 1
             return None
@@ -86,21 +87,20 @@ class DecisionOutcomeJoin:
         return dropped
 
     def _bound(
-        self, side: OrderedDict[str, tuple[float, RouteDecision]] | OrderedDict[str, tuple[float, RequestOutcome]]
+        self,
+        side: OrderedDict[tuple[str, str], tuple[float, RouteDecision]]
+        | OrderedDict[tuple[str, str], tuple[float, RequestOutcome]],
     ) -> None:
         while len(side) > self.max_pending:
             side.popitem(last=False)
             self.stats.expired += 1
 
     def _pair(self, decision: RouteDecision, outcome: RequestOutcome, now_s: float) -> Sample | None:
-        self._joined[decision.decision_id] = None
+        self._joined[(decision.decision_id, decision.instance_id)] = None
         while len(self._joined) > self._remember:
             self._joined.popitem(last=False)
         if decision.feature_schema_version != FEATURE_SCHEMA_VERSION:
             self.stats.other_schema += 1
-            return None
-        if outcome.instance_id != decision.instance_id:
-            self.stats.retried_elsewhere += 1
             return None
         if outcome.status != "ok" or outcome.ttft_s is None:
             self.stats.failed += 1

@@ -170,12 +170,18 @@ class TrainerService:
     async def _train_and_publish(self, publisher: EventPublisher, now: float) -> None:
         loss = self.trainer.train(self.settings.steps_per_publish, now)
         stats = self.join.stats
-        for reason in ("expired", "duplicates", "other_schema", "retried_elsewhere", "failed"):
+        for reason in ("expired", "duplicates", "other_schema", "failed"):
             self.metrics.skipped.labels(reason).set(getattr(stats, reason))
         if not self.trainer.ready:
             return
         state = self.trainer.export(self.version + 1)
         blob = encode_blob(state)
+        try:
+            decode_blob(blob)  # publish only what every router will accept
+        except BlobError as exc:
+            log.error("trainer_model_invalid", version=state.version, error=str(exc))
+            self.metrics.skipped.labels("invalid_model").inc()
+            return
         update = ModelUpdate(
             version=state.version,
             feature_schema_version=FEATURE_SCHEMA_VERSION,

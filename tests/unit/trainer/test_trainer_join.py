@@ -68,7 +68,6 @@ def test_pairs_in_either_order_give_the_chosen_candidates_features(decision_firs
     [
         ("other feature schema", decision(schema=FEATURE_SCHEMA_VERSION + 1), outcome(), "other_schema"),
         ("no feature schema (baseline policy)", decision(schema=None), outcome(), "other_schema"),
-        ("retried on another instance", decision(chosen="a"), outcome(instance="b"), "retried_elsewhere"),
         ("failed request", decision(), outcome(status="error", ttft=None), "failed"),
         ("no first token", decision(), outcome(ttft=None), "failed"),
     ],
@@ -109,3 +108,13 @@ def test_unmatched_entries_expire_after_the_window_and_pending_is_bounded() -> N
         join.add_decision(decision(f"d{k}"), 13.0)
     assert join.pending <= 2 * 100
     assert join.stats.expired >= 1 + 50
+
+
+def test_a_retried_request_pairs_with_the_attempt_that_served_it() -> None:
+    join = DecisionOutcomeJoin(window_s=60)
+    assert join.add_decision(decision(chosen="a"), 0.0) is None  # first attempt: connection refused
+    assert join.add_decision(decision(chosen="b"), 0.1) is None  # retried on b, same decision id
+    sample = join.add_outcome(outcome(instance="b"), 1.0)
+    assert sample is not None and sample.x[0] == 100.0  # b's features
+    assert join.stats.duplicates == 0 and join.pending == 1  # a's attempt waits, then expires
+    assert join.expire(100.0) == 1
