@@ -17,7 +17,7 @@ another schema.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,33 @@ class CandidateFeatures:
         return dict(zip(FEATURE_NAMES, (float(v) for v in self.x[i]), strict=True))
 
 
+class FeatureRows(Mapping[str, Mapping[str, float]]):
+    """Per-candidate feature dicts for a decision, built only when read (the router writes them
+    into the decision event after the response has gone out; the simulator reads one row)."""
+
+    __slots__ = ("_extra", "_index", "_x")
+
+    def __init__(
+        self, instance_ids: Sequence[str], x: npt.NDArray[np.float64], extra: Mapping[str, Sequence[float]]
+    ) -> None:
+        self._index = {iid: i for i, iid in enumerate(instance_ids)}
+        self._x = x
+        self._extra = extra
+
+    def __getitem__(self, instance_id: str) -> Mapping[str, float]:
+        i = self._index[instance_id]
+        row = dict(zip(FEATURE_NAMES, self._x[i].tolist(), strict=True))
+        for name, values in self._extra.items():
+            row[name] = float(values[i])
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 @dataclass(slots=True)
 class _Dispatch:
     instance_id: str
@@ -84,10 +111,16 @@ class FeatureBuilder:
         use_prefix_index: bool = True,
         use_instance_stats: bool = True,
         zeroed: Sequence[str] = (),
+        index_stride: int = 4,
     ) -> None:
         """``use_prefix_index=False`` treats every prompt as uncached everywhere,
         ``use_instance_stats=False`` keeps every instance at the priors, ``zeroed`` features
-        are always 0 — the ablations of the learned policy."""
+        are always 0 — the ablations of the learned policy. The prefix index keeps every
+        ``index_stride``-th block hash only (chained hashes stay prefix-closed), so an add costs a
+        quarter of the entries at a resolution of 64 tokens."""
+        if index_stride < 1:
+            raise ValueError(f"index_stride must be >= 1, got {index_stride}")
+        self.index_stride = index_stride
         unknown = sorted(set(zeroed) - set(FEATURE_NAMES))
         if unknown:
             raise ValueError(f"unknown features to zero: {unknown}")
@@ -101,51 +134,61 @@ class FeatureBuilder:
         self._active_tokens: dict[str, int] = {}
 
     def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
+        """Feature rows for ``candidates`` (vectorised over candidates; on the decision path)."""
         ids = [c.instance_id for c in candidates]
-        use_index = self.use_prefix_index
-        matched = self.index.match(request.block_hashes, ids, now_s) if use_index else [0] * len(ids)
+        n = len(ids)
         prompt = request.prompt_tokens
-        out = request.expected_output_tokens or 0
-        x = np.empty((len(candidates), N_FEATURES), dtype=np.float64)
-        uncached_list: list[int] = []
-        pending_list: list[int] = []
-        log1p = math.log1p
-        for i, c in enumerate(candidates):
-            cached = min(matched[i] * tokenizer.BLOCK_SIZE, prompt)
-            uncached = prompt - cached
-            pending = self.ledger.pending_prefill_tokens(c.instance_id)
-            active = self._active_tokens.get(c.instance_id, 0)
-            speed_log, decode_log, ttft_log, confidence = self.stats.snapshot(c.instance_id)
-            work_s = (pending + uncached) / math.exp(speed_log)
-            age = c.state_age_s if math.isfinite(c.state_age_s) else MAX_STATE_AGE_S
-            x[i] = (
-                log1p(prompt),
-                log1p(uncached),
-                cached / prompt if prompt else 0.0,
-                log1p(out),
-                log1p(c.num_running),
-                log1p(c.num_waiting),
-                c.kv_usage_frac,
-                min(age, MAX_STATE_AGE_S),
-                log1p(c.inflight_requests),
-                log1p(c.inflight_prefill_requests),
-                log1p(pending),
-                log1p(active),
-                speed_log,
-                decode_log,
-                math.log(work_s + 1e-3),
-                ttft_log,
-                confidence,
-            )
-            uncached_list.append(uncached)
-            pending_list.append(pending)
+        if self.use_prefix_index:
+            strided = request.block_hashes[self.index_stride - 1 :: self.index_stride]
+            matched = np.array(self.index.match(strided, ids, now_s), dtype=np.float64) * self.index_stride
+        else:
+            matched = np.zeros(n)
+        cached = np.minimum(matched * tokenizer.BLOCK_SIZE, prompt)
+        uncached = prompt - cached
+        ledger, active_tokens = self.ledger, self._active_tokens
+        pending = np.array([ledger.pending_prefill_tokens(i) for i in ids], dtype=np.float64)
+        active = np.array([active_tokens.get(i, 0) for i in ids], dtype=np.float64)
+        state = np.array(
+            [
+                (
+                    c.num_running,
+                    c.num_waiting,
+                    c.kv_usage_frac,
+                    c.state_age_s,
+                    c.inflight_requests,
+                    c.inflight_prefill_requests,
+                )
+                for c in candidates
+            ],
+            dtype=np.float64,
+        ).reshape(n, 6)
+        stats = np.array(self.stats.snapshots(ids), dtype=np.float64).reshape(n, 4)
+        age = np.where(np.isfinite(state[:, 3]), np.minimum(state[:, 3], MAX_STATE_AGE_S), MAX_STATE_AGE_S)
+        x = np.empty((n, N_FEATURES), dtype=np.float64)
+        x[:, 0] = math.log1p(prompt)
+        x[:, 1] = np.log1p(uncached)
+        x[:, 2] = cached / prompt if prompt else 0.0
+        x[:, 3] = math.log1p(request.expected_output_tokens or 0)
+        x[:, 4] = np.log1p(state[:, 0])
+        x[:, 5] = np.log1p(state[:, 1])
+        x[:, 6] = state[:, 2]
+        x[:, 7] = age
+        x[:, 8] = np.log1p(state[:, 4])
+        x[:, 9] = np.log1p(state[:, 5])
+        x[:, 10] = np.log1p(pending)
+        x[:, 11] = np.log1p(active)
+        x[:, 12] = stats[:, 0]
+        x[:, 13] = stats[:, 1]
+        x[:, 14] = np.log((pending + uncached) / np.exp(stats[:, 0]) + 1e-3)
+        x[:, 15] = stats[:, 2]
+        x[:, 16] = stats[:, 3]
         if self._zeroed:
             x[:, self._zeroed] = 0.0
-        return CandidateFeatures(x, uncached_list, pending_list)
+        return CandidateFeatures(x, uncached.astype(int).tolist(), pending.astype(int).tolist())
 
     def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
         self.ledger.add(request.request_id, instance_id, uncached)
-        self.index.add(instance_id, request.block_hashes, now_s)
+        self.index.add(instance_id, request.block_hashes[self.index_stride - 1 :: self.index_stride], now_s)
         self._dispatched[request.request_id] = _Dispatch(instance_id, pending + uncached, request.prompt_tokens)
         self._active_tokens[instance_id] = self._active_tokens.get(instance_id, 0) + request.prompt_tokens
 

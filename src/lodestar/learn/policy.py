@@ -25,7 +25,7 @@ from pydantic import Field
 
 from lodestar.learn.blob import ModelState
 from lodestar.learn.explore import ExploreConfig, Explorer
-from lodestar.learn.features import FEATURE_SCHEMA_VERSION, FeatureBuilder
+from lodestar.learn.features import FEATURE_SCHEMA_VERSION, FeatureBuilder, FeatureRows
 from lodestar.learn.objective import Objective
 from lodestar.learn.predictor import Predictor
 from lodestar.policy.contracts import Decision, InstanceView, NoCandidateError, Outcome, Policy, RequestView
@@ -136,7 +136,8 @@ class LodestarPolicy(Policy):
             if not pool:
                 raise NoCandidateError(request.request_id, f"no candidate left after filter {type(f).__name__}")
         feats = self.features.build(request, pool, now_s)
-        features = {c.instance_id: feats.row(i) for i, c in enumerate(pool)}
+        ids = [c.instance_id for c in pool]
+        extra: dict[str, Sequence[float]] = {}
         predictor = self._predictor
         if predictor is None or self.in_drift_fallback:
             d = self.fallback.decide(request, pool, now_s)
@@ -152,12 +153,10 @@ class LodestarPolicy(Policy):
             member_cost = self.objective.cost(pred.per_member, pred.std[np.newaxis], out)
             choice = self.explorer.choose(member_cost, mean_cost)
             index, propensity, explore = choice.index, choice.propensity, choice.explore
-            scores = dict(zip((c.instance_id for c in pool), lower_is_better(mean_cost.tolist()), strict=True))
+            scores = dict(zip(ids, lower_is_better(mean_cost.tolist()), strict=True))
             fallback, version = False, predictor.version
             mu, sd = pred.mean, pred.std
-            for i, c in enumerate(pool):
-                features[c.instance_id]["pred.log_ttft_s"] = float(mu[i, 0])
-                features[c.instance_id]["pred.log_ttft_spread"] = float(sd[i, 0])
+            extra = {"pred.log_ttft_s": mu[:, 0].tolist(), "pred.log_ttft_spread": sd[:, 0].tolist()}
             self._predicted[request.request_id] = float(mu[index, 0])
         chosen = pool[index]
         self.features.on_picked(
@@ -172,7 +171,7 @@ class LodestarPolicy(Policy):
             fallback=fallback,
             model_version=version,
             feature_schema_version=FEATURE_SCHEMA_VERSION,
-            features=features,
+            features=FeatureRows(ids, feats.x, extra),
             cached_prefix_tokens=request.prompt_tokens - feats.uncached_tokens[index],
         )
 

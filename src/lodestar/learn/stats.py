@@ -9,6 +9,7 @@ fleet median, so a new instance is scored sensibly from its first request.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Priors before any instance has reported anything (a mid-range GPU serving an 8B model).
@@ -60,13 +61,19 @@ class InstanceStats:
 
 
 class FleetStats:
-    """Per-instance log-EWMAs of prefill speed (tokens/s), decode step (s) and TTFT (s)."""
+    """Per-instance log-EWMAs of prefill speed (tokens/s), decode step (s) and TTFT (s).
+
+    Reads are on the decision path: each instance's snapshot is cached when it changes, and
+    the fleet medians that unknown instances borrow are recomputed only after an update.
+    """
 
     def __init__(self, alpha: float = 0.05) -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
         self._stats: dict[str, InstanceStats] = {}
+        self._cache: dict[str, tuple[float, float, float, float]] = {}
+        self._medians: tuple[float, float, float] | None = None
 
     def observe(self, instance_id: str, prefill_work_tokens: int, ttft_s: float | None, tpot_s: float | None) -> None:
         """One outcome: ``prefill_work_tokens`` uncached tokens that had to be prefilled on the
@@ -80,9 +87,15 @@ class FleetStats:
                 st.prefill_speed.update(prefill_work_tokens, ttft_s, self.alpha)
         if tpot_s is not None and tpot_s > 0:
             st.decode_step.update(tpot_s, self.alpha)
+        self._cache.pop(instance_id, None)
+        if self._medians is not None:  # the medians others borrow may have moved
+            self._medians = None
+            self._cache = {iid: snap for iid, snap in self._cache.items() if snap[3] >= 1.0}
 
     def forget(self, instance_id: str) -> None:
         self._stats.pop(instance_id, None)
+        self._cache.clear()
+        self._medians = None
 
     def _median(self, attr: str, prior: float) -> float:
         values: list[float] = sorted(getattr(s, attr).log_value for s in self._stats.values() if getattr(s, attr).n)
@@ -93,16 +106,30 @@ class FleetStats:
 
     def snapshot(self, instance_id: str) -> tuple[float, float, float, float]:
         """(log prefill tokens/s, log decode step s, log TTFT s, confidence in [0, 1])."""
+        cached = self._cache.get(instance_id)
+        if cached is None:
+            cached = self._cache[instance_id] = self._compute(instance_id)
+        return cached
+
+    def snapshots(self, instance_ids: Sequence[str]) -> list[tuple[float, float, float, float]]:
+        return [self.snapshot(iid) for iid in instance_ids]
+
+    def _compute(self, instance_id: str) -> tuple[float, float, float, float]:
         st = self._stats.get(instance_id)
-
-        def pick(attr: str, prior: float) -> float:
-            e: _Ewma | _RatioEwma | None = getattr(st, attr) if st is not None else None
-            return e.log_value if e is not None and e.n else self._median(attr, prior)
-
-        confidence = min(1.0, (st.ttft.n if st is not None else 0) / 20.0)
+        if st is not None and st.prefill_speed.n and st.decode_step.n and st.ttft.n:
+            return st.prefill_speed.log_value, st.decode_step.log_value, st.ttft.log_value, min(1.0, st.ttft.n / 20.0)
+        if self._medians is None:  # only instances lacking evidence need the fleet medians
+            self._medians = (
+                self._median("prefill_speed", PRIOR_PREFILL_TOKENS_PER_S),
+                self._median("decode_step", PRIOR_DECODE_STEP_S),
+                self._median("ttft", PRIOR_TTFT_S),
+            )
+        speed_m, decode_m, ttft_m = self._medians
+        if st is None:
+            return speed_m, decode_m, ttft_m, 0.0
         return (
-            pick("prefill_speed", PRIOR_PREFILL_TOKENS_PER_S),
-            pick("decode_step", PRIOR_DECODE_STEP_S),
-            pick("ttft", PRIOR_TTFT_S),
-            confidence,
+            st.prefill_speed.log_value if st.prefill_speed.n else speed_m,
+            st.decode_step.log_value if st.decode_step.n else decode_m,
+            st.ttft.log_value if st.ttft.n else ttft_m,
+            min(1.0, st.ttft.n / 20.0),
         )

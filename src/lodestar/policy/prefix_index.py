@@ -53,6 +53,21 @@ def held_prefix(block_hashes: Sequence[int], held: Container[int]) -> int:
     return lo
 
 
+def _fresh_prefix(block_hashes: Sequence[int], store: dict[int, float], held: int, cutoff: float) -> int:
+    """Of the ``held`` stored leading blocks, how many are newer than ``cutoff``: credited times
+    never increase along a chain, so this is a binary search on the times."""
+    if store[block_hashes[0]] <= cutoff:
+        return 0
+    lo, hi = 1, held - 1  # block lo-1 is fresh, block hi is not
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if store[block_hashes[mid]] > cutoff:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 class _Fresh:
     """``h in _Fresh(store, cutoff)``: h is stored with a credited time after ``cutoff``."""
 
@@ -140,14 +155,15 @@ class BlockPrefixIndex:
                 lru.expire(now_s)
                 out[k] = lru.live_prefix(block_hashes) if self.evict_root_first else held_prefix(block_hashes, lru)
             return out
+        cutoff = None if self.ttl_s is None else now_s - self.ttl_s
         for k, iid in enumerate(instance_ids):
             store = self._stores.get(iid)
             if not store:
                 continue
-            if self.ttl_s is None:
-                out[k] = held_prefix(block_hashes, store)
-            else:
-                out[k] = held_prefix(block_hashes, _Fresh(store, now_s - self.ttl_s))
+            held = held_prefix(block_hashes, store)  # C-level dict lookups
+            if cutoff is not None and held and store[block_hashes[held - 1]] <= cutoff:
+                held = _fresh_prefix(block_hashes, store, held, cutoff)
+            out[k] = held
         return out
 
     def size(self, instance_id: str, now_s: float | None = None) -> int:

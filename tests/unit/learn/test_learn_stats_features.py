@@ -40,20 +40,20 @@ def _inst(iid: str, **kw: object) -> InstanceView:
 
 
 def test_features_follow_the_routers_own_accounting() -> None:
-    fb = FeatureBuilder(index_ttl_s=100.0)
-    hashes = tuple(range(10))  # 160 tokens of full blocks
+    fb = FeatureBuilder(index_ttl_s=100.0, index_stride=4)
+    hashes = tuple(range(10))  # 160 tokens of full blocks; the index keeps blocks 3 and 7
     first = fb.build(_req("r1", 170, hashes), [_inst("a"), _inst("b")], 0.0)
     assert first.uncached_tokens == [170, 170] and first.pending_tokens == [0, 0]
     fb.on_picked(_req("r1", 170, hashes), "a", uncached=170, pending=0, now_s=0.0)
     second = fb.build(_req("r2", 200, (*hashes, 99)), [_inst("a", num_running=3, state_age_s=0.5), _inst("b")], 1.0)
     row_a, row_b = second.row(0), second.row(1)
-    assert second.uncached_tokens == [200 - 160, 200]  # a holds r1's 10 blocks
+    assert second.uncached_tokens == [200 - 128, 200]  # a holds r1's first 8 blocks at stride 4
     assert second.pending_tokens == [170, 0]  # r1 still waits for its first token on a
-    assert row_a["cached_frac"] == pytest.approx(160 / 200)
+    assert row_a["cached_frac"] == pytest.approx(128 / 200)
     assert row_a["running_log"] == pytest.approx(math.log1p(3))
     assert row_a["state_age_s"] == 0.5 and row_b["state_age_s"] == 10.0  # never scraped → capped
     speed = PRIOR_PREFILL_TOKENS_PER_S
-    assert row_a["work_ttft_log"] == pytest.approx(math.log((170 + 40) / speed + 1e-3))
+    assert row_a["work_ttft_log"] == pytest.approx(math.log((170 + 72) / speed + 1e-3))
     assert row_b["work_ttft_log"] == pytest.approx(math.log(200 / speed + 1e-3))
     assert row_a["expected_output_log"] == pytest.approx(math.log1p(99))
     fb.on_first_token("r1")
@@ -65,6 +65,8 @@ def test_features_follow_the_routers_own_accounting() -> None:
 def test_ablation_switches() -> None:
     hashes = tuple(range(4))
     fb = FeatureBuilder(use_prefix_index=False, use_instance_stats=False, zeroed=["running_log", "cached_frac"])
+    with pytest.raises(ValueError, match="index_stride"):
+        FeatureBuilder(index_stride=0)
     fb.on_picked(_req("r1", 64, hashes), "a", uncached=64, pending=0, now_s=0.0)
     feats = fb.build(_req("r2", 64, hashes), [_inst("a", num_running=5)], 0.0)
     assert feats.uncached_tokens == [64]  # the prefix index is ignored
