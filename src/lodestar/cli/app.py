@@ -9,6 +9,7 @@ from lodestar.cli import (
     collector_cmd,
     emulate_cmd,
     engine_cmd,
+    gateway_cmd,
     history_cmd,
     infra_cmd,
     policy_cmd,
@@ -40,6 +41,7 @@ def build_app() -> typer.Typer:
     app.add_typer(history_cmd.build(), name="history")
     app.command("collector")(collector_cmd.collector)
     app.command("router")(router_cmd.router)
+    app.command("gateway")(gateway_cmd.gateway)
     return app
 
 

@@ -1,0 +1,143 @@
+"""The gateway's HTTP API: OpenAI-compatible routes plus ``/health`` and ``/metrics``.
+
+- ``POST /v1/chat/completions``, ``POST /v1/completions`` (streamed or not): the body is read
+  (at most ``max_body_bytes``: 413), parsed and checked (400 naming the field), then served by
+  an :class:`~lodestar_gateway.exchange.Exchange`.
+- ``GET /v1/models``: every model some known instance serves.
+- ``GET /health``, ``GET /metrics`` (Prometheus text).
+
+Every answer to a completion request carries ``X-Request-Id``: the client's (if it is 1-128
+characters of ``[A-Za-z0-9._:-]``) or a new one. Only requests that pass validation get an
+outcome event (invalid ones have no model to report); all are counted in metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from http import HTTPStatus
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+
+from lodestar_gateway.errors import JSON, GatewayError, install_error_handlers
+from lodestar_gateway.exchange import Exchange, Proxy
+from lodestar_gateway.inputs import Kind, Limits, parse_request
+from lodestar_gateway.metrics import CONTENT_TYPE
+from lodestar_schemas.router_api import RouteRequest
+
+log = structlog.get_logger(__name__)
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+_HEADER_VALUE_MAX = 256
+
+
+class Health(BaseModel):
+    status: str
+    instances: int
+    healthy_instances: int
+    router: str
+    inflight_requests: int
+    pending_events: int
+    pending_feedback: int
+
+
+def request_id_of(header: str | None) -> str:
+    """The client's ``X-Request-Id`` if valid, else a new id."""
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    return value[:_HEADER_VALUE_MAX] if value else None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body exceeds {limit} bytes.", None, "body_too_large"
+    )
+
+
+def build_app(proxy: Proxy, health: Callable[[], Health]) -> FastAPI:
+    app = FastAPI(title="Lodestar gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    settings = proxy.settings
+    limits = Limits(settings.max_prompt_tokens, settings.max_output_tokens)
+    created = int(time.time())
+
+    async def serve(request: Request, kind: Kind) -> Response:
+        start_s = time.perf_counter()
+        rid = request_id_of(request.headers.get("x-request-id"))
+        try:
+            raw = await read_body(request, settings.max_body_bytes)
+            parsed = parse_request(kind, raw, limits, keep_text=settings.log_text)
+        except GatewayError as exc:
+            endpoint = "chat" if kind == "chat" else "completions"
+            proxy.metrics.requests.labels(endpoint, "error", str(exc.status.value)).inc()
+            return exc.response({"x-request-id": rid})
+        if settings.log_text:
+            log.info("request_text", request_id=rid, model=parsed.model, text=parsed.text)
+        route_request = RouteRequest(
+            request_id=rid,
+            model=parsed.model,
+            prompt_tokens=parsed.prompt_tokens,
+            block_hashes=parsed.block_hashes,
+            expected_output_tokens=parsed.expected_output_tokens,
+            tenant=_header(request, "x-tenant-id"),
+            session_id=_header(request, "x-session-id"),
+        )
+        return Exchange(proxy, parsed, route_request, start_s)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> Response:
+        return await serve(request, "chat")
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(request: Request) -> Response:
+        return await serve(request, "completion")
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        data = []
+        for served in proxy.fleet.models():
+            card: dict[str, object] = {
+                "id": served.model,
+                "object": "model",
+                "created": created,
+                "owned_by": "lodestar",
+            }
+            if served.max_model_len is not None:
+                card["max_model_len"] = served.max_model_len
+            data.append(card)
+        return Response(json.dumps({"object": "list", "data": data}), media_type=JSON)
+
+    @app.get("/health")
+    async def get_health() -> Health:
+        return health()
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(proxy.metrics.render(), media_type=CONTENT_TYPE)
+
+    return app

@@ -1,0 +1,408 @@
+"""One proxied request, as an ASGI response: route, forward, relay, measure, report.
+
+Per request (:meth:`Exchange.__call__`):
+
+1. Ask for a route (router, else local fallback; 503 if none). Open the upstream request
+   (connect timeout; then the first-token deadline for streams, the response deadline
+   otherwise). A connection failure before any response — refused, connect timeout, the
+   instance closing the connection unanswered — is retried on another instance (the router is
+   asked again with ``exclude``), up to ``max_attempts`` instances; then 502.
+2. An upstream status other than 200 is passed through: status, content type and body.
+3. A stream is relayed event by event as the instance sent it (usage chunk stripped when the
+   gateway asked for it on the client's behalf); the client's response starts with the first
+   complete event. After the first token each chunk must come within ``idle_timeout_s``.
+   A failure after bytes went to the client ends the stream with an SSE error event and
+   ``[DONE]``; before that it is a JSON error (504 for deadlines, 502 otherwise).
+4. A client that disconnects cancels the upstream request (a watcher task cancels this one).
+5. In every case the request ends with: the local in-flight accounting released, final
+   feedback queued for the router (its own decisions only), the local policy's hook called
+   (its own decisions only), one ``RequestOutcome`` published, metrics observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import structlog
+from pydantic import ValidationError
+from starlette.responses import Response as AsgiResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from lodestar.policy.contracts import Outcome
+from lodestar_gateway.errors import JSON, GatewayError, context_too_long, model_not_found
+from lodestar_gateway.fleet import LocalFleet
+from lodestar_gateway.http1 import ConnectFailed, ConnectionBroken, Http1Client, HttpError, ProtocolError, Response
+from lodestar_gateway.inputs import ParsedRequest
+from lodestar_gateway.metrics import GatewayMetrics
+from lodestar_gateway.outcomes import (
+    Measured,
+    attempt_failed_feedback,
+    final_feedback,
+    first_token_feedback,
+    outcome_event,
+)
+from lodestar_gateway.routing import Route, Routing
+from lodestar_gateway.settings import GatewaySettings
+from lodestar_gateway.sse import StreamScanner
+from lodestar_schemas.events import Event
+from lodestar_schemas.router_api import Feedback, RouteRequest
+
+log = structlog.get_logger(__name__)
+
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_MAX_ERROR_BODY = 1_048_576
+
+
+@dataclass
+class Proxy:
+    """What every exchange shares (one per process)."""
+
+    settings: GatewaySettings
+    routing: Routing
+    upstream: Http1Client
+    fleet: LocalFleet
+    metrics: GatewayMetrics
+    publish: Callable[[Event], bool]
+    feedback: Callable[[Feedback], bool] | None
+    upstream_headers: bytes  # header lines, each ending in CRLF
+    inflight_requests: int = 0
+    inflight_streams: int = 0
+
+
+def _endpoint(parsed: ParsedRequest) -> str:
+    return "chat" if parsed.kind == "chat" else "completions"
+
+
+class Exchange(AsgiResponse):
+    def __init__(self, proxy: Proxy, parsed: ParsedRequest, route_request: RouteRequest, start_s: float) -> None:
+        self.proxy = proxy
+        self.parsed = parsed
+        self.route_request = route_request
+        self.request_id = route_request.request_id
+        self.m = Measured(
+            request_id=route_request.request_id,
+            model=parsed.model,
+            stream=parsed.stream,
+            prompt_tokens=parsed.prompt_tokens,
+            start_s=start_s,
+        )
+        self.status_code = 200
+        self.background = None
+        self._extra_headers = [(b"x-request-id", self.request_id.encode())]
+        self._started = False  # response headers sent to the client
+        self._done = False
+        self._client_gone = False
+        self._route: Route | None = None
+        self._sent_at = 0.0  # loop time the upstream request was sent
+
+    # --- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, task))
+        proxy = self.proxy
+        proxy.inflight_requests += 1
+        if self.parsed.stream:
+            proxy.inflight_streams += 1
+        try:
+            await self._serve(send)
+        except GatewayError as exc:
+            await self._send_error(send, exc)
+        except asyncio.CancelledError:
+            if not self._client_gone:
+                raise
+            task.uncancel()
+            self.m.fail("cancelled", 499, "client_disconnected")
+        except Exception as exc:  # a bug: answer 500 and report it, never hang the client
+            log.exception("exchange_failed", request_id=self.request_id)
+            await self._send_error(send, GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error"))
+            self.m.error_class = f"internal:{type(exc).__name__}"
+        finally:
+            self._done = True
+            watcher.cancel()
+            proxy.inflight_requests -= 1
+            if self.parsed.stream:
+                proxy.inflight_streams -= 1
+            self._finish()
+
+    async def _watch(self, receive: Receive, task: asyncio.Task[None]) -> None:
+        """Cancel the exchange when the client goes away before its response is complete
+        (``_done``: the last body part is being sent, so a disconnect is the normal end)."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not self._done:
+                    self._client_gone = True
+                    task.cancel()
+                return
+
+    async def _send_error(self, send: Send, exc: GatewayError) -> None:
+        self.m.fail("error", exc.status.value, exc.error_class)
+        if self._started:
+            self._done = True
+            await send({"type": "http.response.body", "body": exc.sse(), "more_body": False})
+            return
+        body = exc.body()
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()), *self._extra_headers]
+        await send({"type": "http.response.start", "status": exc.status.value, "headers": headers})
+        self._done = True
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    # --- attempts ------------------------------------------------------------------------
+
+    async def _serve(self, send: Send) -> None:
+        proxy, m = self.proxy, self.m
+        self._check_fleet()
+        exclude: list[str] = []
+        failure = ""
+        while True:
+            try:
+                route = await proxy.routing.route(self.route_request, exclude)
+            except GatewayError as exc:
+                if not exclude:
+                    raise
+                raise self._unreachable(failure) from exc  # every instance left has failed
+            self._route = route
+            m.attempts += 1
+            m.instance_id, m.policy, m.fallback = route.instance_id, route.policy, not route.via_router
+            proxy.fleet.on_dispatch(self.request_id, route.instance_id, m.prompt_tokens, time.monotonic())
+            try:
+                response = await self._open(route)
+            except (ConnectFailed, ConnectionBroken) as exc:
+                # Failures before any response: the request never reached an engine, so
+                # another instance may take it. After the response head, never.
+                if isinstance(exc, ConnectionBroken) and not exc.before_response:
+                    raise _upstream_broke(route, exc) from None
+                kind = "connect" if isinstance(exc, ConnectFailed) else "disconnected"
+                self._attempt_failed(route, kind, str(exc))
+                exclude.append(route.instance_id)
+                failure = kind
+                if m.attempts >= proxy.settings.max_attempts:
+                    raise self._unreachable(kind) from None
+                proxy.metrics.retries.inc()
+                continue
+            except ProtocolError as exc:
+                raise _upstream_broke(route, exc) from None
+            break
+        try:
+            if response.status != 200:
+                await self._pass_error(send, response)
+            elif self.parsed.stream:
+                await self._relay(send, response)
+            else:
+                await self._whole(send, response)
+        finally:
+            response.close()
+
+    def _unreachable(self, kind: str) -> GatewayError:
+        m = self.m
+        last = f"; last: {m.instance_id} ({kind})" if m.instance_id else ""
+        return GatewayError(
+            HTTPStatus.BAD_GATEWAY,
+            f"Could not reach an instance for model `{m.model}` ({m.attempts} attempts{last}).",
+            error_class=f"upstream_{kind}",
+        )
+
+    def _check_fleet(self) -> None:
+        """404 for a model no known instance serves (when the gateway knows any instance);
+        400 for a request that fits no instance's context, in vLLM's words."""
+        fleet, m, parsed = self.proxy.fleet, self.m, self.parsed
+        if len(fleet) and not fleet.serves(m.model):
+            raise model_not_found(m.model)
+        limit = fleet.context_limit(m.model)
+        if limit is not None and m.prompt_tokens + (parsed.expected_output_tokens or 0) > limit:
+            raise context_too_long(
+                limit, m.prompt_tokens, parsed.expected_output_tokens, parsed.prompt_param, parsed.output_param
+            )
+
+    async def _open(self, route: Route) -> Response:
+        proxy = self.proxy
+        s = proxy.settings
+        url = route.url.rstrip("/") + self.parsed.path
+        headers = proxy.upstream_headers + b"x-request-id: " + self.request_id.encode() + b"\r\n"
+        self._sent_at = asyncio.get_running_loop().time()
+        budget = s.first_token_timeout_s if self.parsed.stream else s.response_timeout_s
+        try:
+            async with asyncio.timeout(budget):
+                return await proxy.upstream.request("POST", url, self.parsed.upstream_body, headers)
+        except TimeoutError:
+            raise self._deadline("first_token_timeout" if self.parsed.stream else "response_timeout") from None
+
+    def _attempt_failed(self, route: Route, kind: str, detail: str) -> None:
+        proxy, now = self.proxy, time.monotonic()
+        proxy.metrics.upstream_failures.labels(kind).inc()
+        proxy.fleet.on_finish(self.request_id, now)
+        log.warning(
+            "upstream_unreachable", request_id=self.request_id, instance_id=route.instance_id, kind=kind, error=detail
+        )
+        if route.via_router:
+            if proxy.feedback is not None:
+                proxy.feedback(
+                    attempt_failed_feedback(self.m, route.instance_id, f"upstream_{kind}", time.perf_counter())
+                )
+        else:
+            outcome = Outcome(self.request_id, route.instance_id, self.m.prompt_tokens, 0, None, None, 0.0, kind)
+            proxy.routing.policy.on_outcome(outcome, now)
+
+    def _deadline(self, what: str) -> GatewayError:
+        s = self.proxy.settings
+        limits = {
+            "first_token_timeout": s.first_token_timeout_s,
+            "response_timeout": s.response_timeout_s,
+            "idle_timeout": s.idle_timeout_s,
+        }
+        instance = self._route.instance_id if self._route is not None else "?"
+        return GatewayError(
+            HTTPStatus.GATEWAY_TIMEOUT,
+            f"Instance {instance} exceeded the gateway's {what} ({limits[what]:g} s).",
+            error_class=what,
+        )
+
+    # --- responses -----------------------------------------------------------------------
+
+    async def _pass_error(self, send: Send, response: Response) -> None:
+        """The instance's error answer, as it sent it (bounded)."""
+        parts: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.proxy.settings.idle_timeout_s):
+                async for chunk in response.aiter():
+                    parts.append(chunk)
+                    if sum(map(len, parts)) >= _MAX_ERROR_BODY:
+                        break
+        except (TimeoutError, HttpError):
+            pass  # pass on what came
+        body = b"".join(parts)
+        status = response.status
+        self.m.fail("error", status, f"upstream_{status}")
+        content_type = response.headers.get("content-type", JSON).encode()
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *self._extra_headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        self._started = self._done = True
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _whole(self, send: Send, response: Response) -> None:
+        try:
+            async with asyncio.timeout_at(self._sent_at + self.proxy.settings.response_timeout_s):
+                body = await response.read()
+        except TimeoutError:
+            raise self._deadline("response_timeout") from None
+        except HttpError as exc:
+            raise _upstream_broke(self._route, exc) from None
+        found = _COMPLETION_TOKENS.search(body, max(0, len(body) - 2048)) or _COMPLETION_TOKENS.search(body)
+        self.m.completion_tokens = int(found.group(1)) if found else 0
+        content_type = response.headers.get("content-type", JSON).encode()
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *self._extra_headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        self._started = self._done = True
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _relay(self, send: Send, response: Response) -> None:
+        proxy, m = self.proxy, self.m
+        idle_s = proxy.settings.idle_timeout_s
+        scanner = StreamScanner(strip_usage=not self.parsed.client_usage)
+        loop = asyncio.get_running_loop()
+        clock = time.perf_counter
+        started = False
+        first = False
+        try:
+            async with asyncio.timeout_at(self._sent_at + proxy.settings.first_token_timeout_s) as deadline:
+                async for chunk in response.aiter():
+                    out = scanner.feed(chunk, clock())
+                    if not first and scanner.first_token_s is not None:
+                        first = True
+                        self._first_token(scanner.first_token_s)
+                    if out:
+                        if not started:
+                            started = self._started = True
+                            await send(self._stream_start())
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if first:
+                        deadline.reschedule(loop.time() + idle_s)
+        except TimeoutError:
+            raise self._deadline("idle_timeout" if first else "first_token_timeout") from None
+        except HttpError as exc:
+            raise _upstream_broke(self._route, exc) from None
+        finally:
+            m.last_token_s = scanner.last_token_s
+            m.completion_tokens = scanner.completion_tokens
+        if not scanner.done:
+            raise GatewayError(
+                HTTPStatus.BAD_GATEWAY,
+                f"Instance {m.instance_id} ended the stream without [DONE].",
+                error_class="upstream_incomplete",
+            )
+        if scanner.error is not None:
+            code = scanner.error.get("code")
+            m.fail("error", code if isinstance(code, int) and 400 <= code <= 599 else 500, "upstream_stream_error")
+        if not started:
+            await send(self._stream_start())
+            self._started = True
+        self._done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _stream_start(self) -> Message:
+        return {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + self._extra_headers}
+
+    def _first_token(self, at_s: float) -> None:
+        proxy, m, route = self.proxy, self.m, self._route
+        assert route is not None
+        m.first_token_s = at_s
+        now = time.monotonic()
+        proxy.fleet.on_first_token(self.request_id, now)
+        if route.via_router:
+            if proxy.feedback is not None:
+                proxy.feedback(first_token_feedback(m, route.instance_id))
+        else:
+            proxy.routing.policy.on_first_token(self.request_id, route.instance_id, now)
+
+    # --- the end -------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        proxy, m, route = self.proxy, self.m, self._route
+        m.end_s = time.perf_counter()
+        now = time.monotonic()
+        if route is not None:
+            proxy.fleet.on_finish(self.request_id, now)
+            if route.via_router:
+                if proxy.feedback is not None:
+                    proxy.feedback(final_feedback(m, route.instance_id))
+            else:
+                error = None if m.status == "ok" else (m.error_class or m.status)
+                outcome = Outcome(
+                    self.request_id, route.instance_id, m.prompt_tokens, m.completion_tokens,
+                    m.ttft_s, m.tpot_s, m.e2e_s, error,
+                )  # fmt: skip
+                proxy.routing.policy.on_outcome(outcome, now)
+            if m.status == "ok":
+                proxy.metrics.observe_latency(route.instance_id, route.policy, m.ttft_s, m.tpot_s, m.e2e_s)
+        proxy.metrics.requests.labels(_endpoint(self.parsed), m.status, str(m.http_status)).inc()
+        try:
+            proxy.publish(outcome_event(m))
+        except ValidationError as exc:  # a bug in the mapping: never the client's problem
+            log.error("outcome_invalid", request_id=self.request_id, error=str(exc))
+        if m.status == "error":
+            log.info(
+                "request_failed", request_id=self.request_id, model=m.model, instance_id=m.instance_id,
+                http_status=m.http_status, error_class=m.error_class, attempts=m.attempts, fallback=m.fallback,
+            )  # fmt: skip
+        else:
+            log.debug(
+                "request_done", request_id=self.request_id, instance_id=m.instance_id, status=m.status,
+                ttft_s=m.ttft_s, tpot_s=m.tpot_s, e2e_s=m.e2e_s, completion_tokens=m.completion_tokens,
+            )  # fmt: skip
+
+
+def _upstream_broke(route: Route | None, exc: HttpError) -> GatewayError:
+    instance = route.instance_id if route is not None else "?"
+    return GatewayError(
+        HTTPStatus.BAD_GATEWAY,
+        f"The connection to instance {instance} broke ({type(exc).__name__}).",
+        error_class="upstream_disconnected",
+    )

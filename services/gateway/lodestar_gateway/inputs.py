@@ -1,0 +1,153 @@
+"""From a client's body to what the gateway needs: the model, the routing inputs (prompt tokens,
+chained 16-token block hashes, expected output) and the body to send upstream. Pure; every
+error is a :class:`~lodestar_gateway.errors.GatewayError` (400) naming the field.
+
+- Chat: ``render_chat(messages)`` (the project's chat template), tokenised once.
+- Completions: the prompt string, or a list of token ids (block hashes from those ids); a
+  batch of prompts counts all their tokens and hashes the first one's blocks.
+- Streams: the instance is asked for usage (``stream_options.include_usage``) so completion
+  tokens are exact; :attr:`ParsedRequest.client_usage` says whether the client asked for the
+  usage chunk itself (if not, the gateway strips it). Otherwise the body goes upstream as sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from lodestar import tokenizer
+from lodestar.workload.request import Prompt
+from lodestar_gateway.errors import bad_request, invalid_body
+from lodestar_gateway.protocol import ChatCompletionRequest, CompletionRequest
+
+Kind = Literal["chat", "completion"]
+PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_prompt_tokens: int
+    max_output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    kind: Kind
+    model: str
+    stream: bool
+    prompt_tokens: int
+    block_hashes: list[int]
+    expected_output_tokens: int | None
+    prompt_param: str
+    output_param: str
+    client_usage: bool
+    upstream_body: bytes
+    text: str | None = None  # the prompt text, kept only when text logging is on
+
+    @property
+    def path(self) -> str:
+        return PATHS[self.kind]
+
+
+def parse_request(kind: Kind, raw: bytes, limits: Limits, keep_text: bool = False) -> ParsedRequest:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise bad_request("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise bad_request(f"The request body must be a JSON object, not {type(data).__name__}.")
+    request: ChatCompletionRequest | CompletionRequest
+    try:
+        if kind == "chat":
+            request = ChatCompletionRequest.model_validate(data)
+        else:
+            request = CompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(exc.errors(include_url=False, include_input=False)) from None
+
+    max_tokens = request.requested_max_tokens
+    if max_tokens is not None and max_tokens > limits.max_output_tokens:
+        raise bad_request(
+            f"{request.max_tokens_param} is {max_tokens}; this gateway allows at most {limits.max_output_tokens}.",
+            request.max_tokens_param,
+        )
+    if isinstance(request, ChatCompletionRequest):
+        param = "messages"
+        text: str | None = tokenizer.render_chat(data["messages"])
+        assert text is not None
+        n_tokens, hashes = _text_prompt(text, param)
+    else:
+        param = "prompt"
+        text, n_tokens, hashes = _completion_prompt(request.prompt)
+    if n_tokens > limits.max_prompt_tokens:
+        raise bad_request(
+            f"The prompt has {n_tokens} tokens; this gateway accepts at most {limits.max_prompt_tokens}.", param
+        )
+
+    stream = bool(request.stream)
+    opts = request.stream_options
+    client_usage = bool(opts is not None and opts.include_usage)
+    body = raw
+    if stream and not client_usage:
+        body = _with_usage(data)
+    return ParsedRequest(
+        kind=kind,
+        model=request.model,
+        stream=stream,
+        prompt_tokens=n_tokens,
+        block_hashes=hashes,
+        expected_output_tokens=max_tokens,
+        prompt_param=param,
+        output_param=request.max_tokens_param,
+        client_usage=client_usage,
+        upstream_body=body,
+        text=text if keep_text else None,
+    )
+
+
+def _with_usage(data: dict[str, Any]) -> bytes:
+    """The body with ``include_usage`` on; ``continuous_usage_stats`` is switched off, as it had
+    no effect without ``include_usage`` (vLLM) and would put usage into every chunk."""
+    opts = data.get("stream_options")
+    opts = dict(opts) if isinstance(opts, Mapping) else {}
+    opts["include_usage"] = True
+    if opts.get("continuous_usage_stats"):
+        opts["continuous_usage_stats"] = False
+    return json.dumps({**data, "stream_options": opts}, separators=(",", ":")).encode()
+
+
+def _text_prompt(text: str, param: str) -> tuple[int, list[int]]:
+    ids = tokenizer.encode(text)
+    if not ids:
+        raise bad_request("The prompt cannot be empty.", param)
+    prompt = Prompt(n_tokens=len(ids), segments=tokenizer.segment_hashes(ids), segment_tokens=tokenizer.BLOCK_SIZE)
+    return prompt.n_tokens, prompt.block_hashes()
+
+
+def _ids_prompt(ids: Sequence[int]) -> tuple[int, list[int]]:
+    if not ids:
+        raise bad_request("The prompt cannot be empty.", "prompt")
+    prompt = Prompt(n_tokens=len(ids), segments=tokenizer.segment_hashes(ids), segment_tokens=tokenizer.BLOCK_SIZE)
+    return prompt.n_tokens, prompt.block_hashes()
+
+
+def _completion_prompt(prompt: str | list[str] | list[int] | list[list[int]]) -> tuple[str | None, int, list[int]]:
+    """(text or None for token ids, total tokens, block hashes of the first prompt)."""
+    if isinstance(prompt, str):
+        return (prompt, *_text_prompt(prompt, "prompt"))
+    if not prompt:
+        raise bad_request("The prompt cannot be empty.", "prompt")
+    if isinstance(prompt[0], int):
+        return (None, *_ids_prompt(prompt))
+    parts: list[tuple[int, list[int]]] = []
+    for item in prompt:
+        if isinstance(item, str):
+            parts.append(_text_prompt(item, "prompt"))
+        else:
+            parts.append(_ids_prompt(item))
+    text = "".join(p for p in prompt if isinstance(p, str)) or None
+    return text, sum(n for n, _ in parts), parts[0][1]

@@ -1,0 +1,235 @@
+"""Wiring of one gateway process: settings → local fleet and fallback policy, router client,
+upstream client, feedback queue, outcome publisher, instance-state feed, API.
+
+:meth:`GatewayService.build` builds the fallback policy from its profile (a bad profile fails
+here, before anything starts) and the object graph; :meth:`GatewayService.run` serves in the
+current event loop until ``stop`` is set: the API, the feed (after making sure the topics
+exist), the fleet sweep, the feedback and publisher tasks. Shutdown stops the API (in-flight
+requests get a short grace), then flushes feedback and outcome events (bounded) and closes
+the clients. :func:`serve` adds SIGINT/SIGTERM handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from lodestar.bus.publish import BufferedPublisher
+from lodestar.bus.settings import KafkaSettings
+from lodestar.plugins import full_registry, resolve_profile
+from lodestar.policy.profile_spec import build_policy
+from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
+from lodestar_gateway.api import Health, build_app
+from lodestar_gateway.exchange import Proxy
+from lodestar_gateway.feed import InstanceStateFeed
+from lodestar_gateway.feedback import FeedbackQueue
+from lodestar_gateway.fleet import LocalFleet
+from lodestar_gateway.http1 import Http1Client
+from lodestar_gateway.metrics import GatewayMetrics, Snapshot
+from lodestar_gateway.routing import RouterClient, Routing
+from lodestar_gateway.settings import GatewaySettings
+from lodestar_schemas.events import Event
+from lodestar_schemas.topics import TopicName, topic_spec
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["GatewayService", "PortInUseError", "serve"]
+
+_DRAIN_TIMEOUT_S = 5.0
+_API_STOP_TIMEOUT_S = 5.0
+_SWEEP_INTERVAL_S = 0.5
+_TOPICS = (TopicName.INSTANCE_STATE, TopicName.REQUEST_OUTCOMES)
+
+
+def upstream_headers(settings: GatewaySettings) -> bytes:
+    headers = b"content-type: application/json\r\naccept-encoding: identity\r\n"
+    if settings.upstream_api_key is not None:
+        headers += f"authorization: Bearer {settings.upstream_api_key.get_secret_value()}\r\n".encode()
+    return headers
+
+
+@dataclass(frozen=True)
+class Core:
+    """The request path without Kafka: the proxy, its feedback queue and router client."""
+
+    proxy: Proxy
+    feedback: FeedbackQueue | None
+    router_http: Http1Client
+
+
+def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> Core:
+    """Fallback policy (ProfileError if its profile is unusable), local fleet with the static
+    instances, router client and feedback queue (if a router URL is set), upstream client."""
+    policy = build_policy(resolve_profile(settings.fallback_profile), full_registry(), seed=settings.fallback_seed)
+    fleet = LocalFleet(settings.staleness_s, settings.remove_after_s)
+    for inst in settings.instances:
+        fleet.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
+    metrics = GatewayMetrics()
+    router_http = Http1Client(connect_timeout_s=max(settings.route_timeout_s, settings.feedback_timeout_s))
+    router_url = settings.router_url.strip()
+    router = feedback = None
+    if router_url:
+        router = RouterClient(
+            router_http,
+            router_url,
+            settings.route_timeout_s,
+            settings.router_failure_threshold,
+            settings.router_cooldown_s,
+            metrics,
+        )
+        feedback = FeedbackQueue(
+            router_http,
+            router_url,
+            capacity=settings.feedback_queue,
+            batch_size=settings.feedback_batch,
+            linger_s=settings.feedback_linger_s,
+            timeout_s=settings.feedback_timeout_s,
+        )
+    proxy = Proxy(
+        settings=settings,
+        routing=Routing(router, fleet, policy, metrics),
+        upstream=Http1Client(connect_timeout_s=settings.connect_timeout_s),
+        fleet=fleet,
+        metrics=metrics,
+        publish=publish,
+        feedback=feedback.put if feedback is not None else None,
+        upstream_headers=upstream_headers(settings),
+    )
+    return Core(proxy, feedback, router_http)
+
+
+@dataclass
+class GatewayService:
+    """The object graph of one process."""
+
+    settings: GatewaySettings
+    kafka: KafkaSettings
+    metrics: GatewayMetrics
+    fleet: LocalFleet
+    routing: Routing
+    proxy: Proxy
+    publisher: BufferedPublisher
+    feedback: FeedbackQueue | None
+    feed: InstanceStateFeed
+    router_http: Http1Client
+    api_port: int | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def build(cls, settings: GatewaySettings, kafka: KafkaSettings) -> GatewayService:
+        """Build everything; ProfileError if the fallback profile is unusable."""
+        publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer)
+        core = build_core(settings, publisher.publish)
+        feed = InstanceStateFeed(kafka, core.proxy.fleet)
+        proxy = core.proxy
+        service = cls(
+            settings, kafka, proxy.metrics, proxy.fleet, proxy.routing, proxy, publisher, core.feedback, feed,
+            core.router_http,
+        )  # fmt: skip
+        proxy.metrics.bind(service.snapshot)
+        return service
+
+    def snapshot(self) -> Snapshot:
+        stats, fb = self.publisher.stats, self.feedback
+        router = self.routing.router
+        return Snapshot(
+            events_accepted=stats.accepted,
+            events_published=stats.sent,
+            events_dropped=stats.dropped,
+            events_pending=self.publisher.pending,
+            publish_failures=stats.send_failures,
+            feedback_sent=fb.sent if fb is not None else 0,
+            feedback_dropped_full=fb.dropped_full if fb is not None else 0,
+            feedback_dropped_failed=fb.dropped_failed if fb is not None else 0,
+            feedback_pending=fb.pending if fb is not None else 0,
+            instances=len(self.fleet),
+            instances_healthy=self.fleet.healthy_count(time.monotonic()),
+            instance_states=self.fleet.states_applied,
+            undecodable_states=self.feed.undecodable,
+            router_open=router is not None and router.open,
+            inflight_requests=self.proxy.inflight_requests,
+            inflight_streams=self.proxy.inflight_streams,
+        )
+
+    def health(self) -> Health:
+        router = self.routing.router
+        return Health(
+            status="ok",
+            instances=len(self.fleet),
+            healthy_instances=self.fleet.healthy_count(time.monotonic()),
+            router="none" if router is None else ("skipped" if router.open else "ok"),
+            inflight_requests=self.proxy.inflight_requests,
+            pending_events=self.publisher.pending,
+            pending_feedback=self.feedback.pending if self.feedback is not None else 0,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; PortInUseError before anything starts if the port is taken."""
+        s = self.settings
+        sock = bind_socket(s.host, s.port, "gateway")
+        # Accepted sockets inherit TCP_NODELAY from the listener. asyncio sets it only on
+        # sockets whose proto is IPPROTO_TCP, which a socket(family, SOCK_STREAM) is not:
+        # without it a response written in two parts (headers, body) waits ~40 ms for the
+        # client's delayed ACK (Nagle).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        api = ApiServer(build_app(self.proxy, self.health), sock)
+        self.api_port = api.port
+        self.publisher.start()
+        if self.feedback is not None:
+            self.feedback.start()
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="gateway-feed"),
+            asyncio.create_task(self._sweep_forever(), name="gateway-sweep"),
+        ]
+        api.start()
+        log.info(
+            "gateway_ready",
+            api=f"http://{s.host}:{self.api_port}",
+            router=s.router_url or None,
+            route_timeout_s=s.route_timeout_s,
+            fallback_profile=s.fallback_profile,
+            static_instances=[i.instance_id for i in s.instances],
+            topic_prefix=self.kafka.topic_prefix,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(api)
+
+    async def _follow(self) -> None:
+        await ensure_topics_retrying(self.kafka, tuple(topic_spec(t) for t in _TOPICS))
+        await self.feed.run()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL_S)
+            for iid in self.fleet.sweep(time.monotonic()):
+                log.warning("instance_removed", instance_id=iid, silent_for_s=self.settings.remove_after_s)
+
+    async def _shutdown(self, api: ApiServer) -> None:
+        inflight = self.proxy.inflight_requests
+        log.info("gateway_stopping", inflight_requests=inflight, pending_events=self.publisher.pending)
+        await api.stop(_API_STOP_TIMEOUT_S)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.feedback is not None:
+            await self.feedback.close()
+        await self.publisher.close(drain_timeout_s=_DRAIN_TIMEOUT_S)
+        await self.proxy.upstream.aclose()
+        await self.router_http.aclose()
+        stats = self.publisher.stats
+        log.info("gateway_stopped", accepted=stats.accepted, sent=stats.sent, dropped=stats.dropped)
+
+
+async def serve(service: GatewayService) -> None:
+    """Run ``service`` until SIGINT or SIGTERM."""
+    await run_until_signal(service.run)

@@ -1,0 +1,106 @@
+"""Gateway settings (env prefix ``LODESTAR_GATEWAY_``); the broker is ``KafkaSettings``.
+
+Durations are seconds. The upstream API key comes only from the environment
+(``LODESTAR_GATEWAY_UPSTREAM_API_KEY``); client ``Authorization`` headers are never forwarded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lodestar.tokenizer import BLOCK_SIZE
+from lodestar_schemas.router_api import MAX_BLOCKS
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+#: The longest prompt the router contract can describe (its block-hash list is bounded).
+MAX_ROUTABLE_PROMPT_TOKENS = MAX_BLOCKS * BLOCK_SIZE
+
+
+class StaticInstance(BaseModel):
+    """An instance known without the instance-state topic (tests, simple setups)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_id: str = Field(min_length=1, max_length=256)
+    url: str = Field(min_length=1, max_length=2048)
+    model: str = Field(min_length=1, max_length=256)
+    max_model_len: int | None = Field(default=None, ge=1)
+
+
+class GatewaySettings(BaseSettings):
+    """Listen address, the router, the local fallback, request limits, upstream timeouts."""
+
+    model_config = SettingsConfigDict(env_prefix="LODESTAR_GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: Port = Field(default=8080, description="the OpenAI-compatible API, /health and /metrics")
+
+    # --- the router and the local fallback -------------------------------------------------
+    router_url: str = Field(
+        default="http://127.0.0.1:8091", description="the router's base URL; empty: always decide locally"
+    )
+    route_timeout_s: PositiveSeconds = Field(default=0.05, description="budget of one POST /v1/route")
+    router_failure_threshold: int = Field(
+        default=3, ge=1, description="consecutive router timeouts/connection errors before it is skipped"
+    )
+    router_cooldown_s: PositiveSeconds = Field(
+        default=1.0, description="how long the router is skipped after that (then asked again)"
+    )
+    fallback_profile: str = Field(
+        default="least-request", min_length=1, description="local policy when the router fails: name or YAML path"
+    )
+    fallback_seed: int = Field(default=0, description="seed of the local policy's stochastic plugins")
+    staleness_s: PositiveSeconds = Field(default=2.0, description="an older instance state counts as unhealthy")
+    remove_after_s: PositiveSeconds = Field(default=30.0, description="an instance silent this long is forgotten")
+    instances: list[StaticInstance] = Field(
+        default_factory=list, description='JSON list of {"instance_id", "url", "model", "max_model_len"?}'
+    )
+
+    # --- limits ------------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=8 * 1_048_576, ge=1024, description="larger bodies get 413")
+    max_prompt_tokens: int = Field(
+        default=131_072, ge=1, le=MAX_ROUTABLE_PROMPT_TOKENS, description="longer prompts get 400"
+    )
+    max_output_tokens: int = Field(default=32_768, ge=1, description="larger max_tokens get 400")
+
+    # --- upstream --------------------------------------------------------------------------
+    connect_timeout_s: PositiveSeconds = Field(default=2.0, description="TCP connect to an instance")
+    first_token_timeout_s: PositiveSeconds = Field(
+        default=120.0, description="streams: from sending the request to the first content token"
+    )
+    idle_timeout_s: PositiveSeconds = Field(default=60.0, description="streams: longest silence between chunks")
+    response_timeout_s: PositiveSeconds = Field(
+        default=600.0, description="non-streamed requests: from sending the request to the whole response"
+    )
+    max_attempts: int = Field(default=3, ge=1, le=10, description="instances tried when connections fail")
+    max_connections: int = Field(default=4096, ge=1, description="keep-alive connections to instances")
+    upstream_api_key: SecretStr | None = Field(default=None, description="bearer token for instances (env only)")
+
+    # --- feedback and events ---------------------------------------------------------------
+    feedback_queue: int = Field(default=100_000, ge=1, description="feedback events waiting for the router")
+    feedback_batch: int = Field(default=1000, ge=1, le=10_000, description="events per POST /v1/feedback")
+    feedback_linger_s: float = Field(default=0.02, ge=0.0, le=1.0, description="wait to fill a feedback batch")
+    feedback_timeout_s: PositiveSeconds = Field(default=1.0, description="budget of one POST /v1/feedback")
+    publish_buffer: int = Field(default=100_000, ge=1, description="outcome events buffered while the broker lags")
+
+    # --- logs --------------------------------------------------------------------------------
+    log_text: bool = Field(default=False, description="log prompt text (never on a topic); off by default")
+    log_level: str = "INFO"
+    json_logs: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewaySettings:
+        if self.remove_after_s <= self.staleness_s:
+            raise ValueError(
+                f"remove_after_s ({self.remove_after_s}) must be greater than staleness_s ({self.staleness_s})"
+            )
+        ids = [i.instance_id for i in self.instances]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"instances: duplicate instance_id {', '.join(dupes)}")
+        return self

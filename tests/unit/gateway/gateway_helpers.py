@@ -1,0 +1,108 @@
+"""A gateway in this test's event loop on a real socket (no broker: outcome events are
+collected from the gateway's publish hook), and helpers for emulated instances."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from lodestar.emulator.fleet import EmulatedFleet
+from lodestar.serving import ApiServer, bind_socket
+from lodestar_gateway.api import Health, build_app
+from lodestar_gateway.service import Core, build_core
+from lodestar_gateway.settings import GatewaySettings
+from lodestar_schemas.events import Event, RequestOutcome
+
+MODEL = "llama-3-8b"
+
+
+def static_instances(fleet: EmulatedFleet, **extra: Any) -> list[dict[str, Any]]:
+    return [{"instance_id": i.instance_id, "url": i.url, "model": MODEL, **extra} for i in fleet.instances.values()]
+
+
+def dead_url() -> str:
+    """A local port nobody listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@dataclass
+class Gateway:
+    url: str
+    core: Core
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[RequestOutcome]:
+        return [e for e in self.events if isinstance(e, RequestOutcome)]
+
+    async def outcome(self, request_id: str, timeout_s: float = 10.0) -> RequestOutcome:
+        """The outcome of ``request_id`` (published when its exchange ends)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [o for o in self.outcomes if o.request_id == request_id]
+            if found:
+                assert len(found) == 1, found
+                return found[0]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no outcome for {request_id}; have {[o.request_id for o in self.outcomes]}")
+
+    async def metrics(self) -> str:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{self.url}/metrics")).text
+
+
+@asynccontextmanager
+async def running_gateway(**settings: Any) -> AsyncIterator[Gateway]:
+    settings.setdefault("router_url", "")
+    config = GatewaySettings(**settings)
+    events: list[Event] = []
+
+    def publish(event: Event) -> bool:
+        events.append(event)
+        return True
+
+    core = build_core(config, publish)
+    proxy = core.proxy
+
+    def health() -> Health:
+        return Health(
+            status="ok",
+            instances=len(proxy.fleet),
+            healthy_instances=proxy.fleet.healthy_count(time.monotonic()),
+            router="none",
+            inflight_requests=proxy.inflight_requests,
+            pending_events=0,
+            pending_feedback=0,
+        )
+
+    sock = bind_socket("127.0.0.1", 0, "gateway")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    api = ApiServer(build_app(proxy, health), sock)
+    api.start()
+    if core.feedback is not None:
+        core.feedback.start()
+    gateway = Gateway(f"http://127.0.0.1:{api.port}", core, events)
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(f"{gateway.url}/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.02)
+        yield gateway
+    finally:
+        await api.stop()
+        if core.feedback is not None:
+            await core.feedback.close(0.5)
+        await proxy.upstream.aclose()
+        await core.router_http.aclose()
