@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from lodestar.cli import (
-    bench_cmd,
     collector_cmd,
     emulate_cmd,
     engine_cmd,
@@ -17,6 +16,7 @@ from lodestar.cli import (
     schemas_cmd,
     sim_cmd,
     trainer_cmd,
+    up_cmd,
     workload_cmd,
 )
 
@@ -29,6 +29,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    app.command("up")(up_cmd.up)
     app.add_typer(infra_cmd.build(), name="infra")
     app.add_typer(schemas_cmd.build(), name="schemas")
     app.add_typer(engine_cmd.build(), name="engine")
@@ -36,7 +37,6 @@ def build_app() -> typer.Typer:
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)
-    app.add_typer(bench_cmd.build(), name="bench")
     app.command("trainer")(trainer_cmd.trainer)
     app.add_typer(history_cmd.build(), name="history")
     app.command("collector")(collector_cmd.collector)
