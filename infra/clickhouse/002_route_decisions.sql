@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS route_decisions
     feature_schema_version Nullable(UInt64),
     prompt_tokens         UInt64,
     cached_prefix_tokens  UInt64,
+    prefix_segments       Array(UInt64),
     explore               Bool,
     fallback              Bool,
     propensity            Float64,

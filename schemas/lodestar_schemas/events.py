@@ -96,6 +96,11 @@ class RouteDecision(Event):
     feature_schema_version: Count | None = None
     prompt_tokens: Count
     cached_prefix_tokens: Count = Field(default=0, description="router's prefix-index estimate for the choice")
+    prefix_segments: tuple[Annotated[int, Field(ge=0, lt=2**64)], ...] = Field(
+        default=(),
+        max_length=1024,
+        description="chained hash at every 512-token boundary of the prompt: its prefix structure, for replay",
+    )
     candidates: tuple[CandidateRecord, ...] = Field(min_length=1)
     explore: bool = False
     fallback: bool = Field(default=False, description="decided by the fallback heuristic")

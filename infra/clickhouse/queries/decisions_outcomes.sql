@@ -23,6 +23,7 @@ SELECT
     d.propensity AS propensity,
     d.prompt_tokens AS prompt_tokens,
     d.cached_prefix_tokens AS cached_prefix_tokens,
+    d.prefix_segments AS prefix_segments,
     d.candidate_ids AS candidate_ids,
     d.candidate_scores AS candidate_scores,
     d.candidate_features AS candidate_features,

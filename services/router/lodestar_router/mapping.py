@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from lodestar.policy.contracts import Decision, InstanceView, Outcome, RequestView
+
+SEGMENT_BLOCKS = 32  # 16-token blocks per 512-token prefix segment in decision events
 from lodestar_schemas.events import CandidateRecord, RouteDecision
 from lodestar_schemas.router_api import Feedback, RouteRequest, RouteResponse
 
@@ -54,6 +56,7 @@ def decision_event(
         feature_schema_version=decision.feature_schema_version,
         prompt_tokens=view.prompt_tokens,
         cached_prefix_tokens=min(max(decision.cached_prefix_tokens, 0), view.prompt_tokens),
+        prefix_segments=tuple(view.block_hashes[SEGMENT_BLOCKS - 1 :: SEGMENT_BLOCKS]),
         candidates=tuple(records),
         explore=decision.explore,
         fallback=decision.fallback,

@@ -114,6 +114,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "propensity",
         "prompt_tokens",
         "cached_prefix_tokens",
+        "prefix_segments",
         "candidate_ids",
         "candidate_scores",
         "candidate_features",
