@@ -9,9 +9,11 @@ from lodestar.cli import (
     emulate_cmd,
     engine_cmd,
     gateway_cmd,
+    grafana_cmd,
     history_cmd,
     infra_cmd,
     policy_cmd,
+    report_cmd,
     router_cmd,
     schemas_cmd,
     sim_cmd,
@@ -42,6 +44,8 @@ def build_app() -> typer.Typer:
     app.command("collector")(collector_cmd.collector)
     app.command("router")(router_cmd.router)
     app.command("gateway")(gateway_cmd.gateway)
+    app.add_typer(grafana_cmd.build(), name="grafana")
+    app.command("report")(report_cmd.report)
     return app
 
 

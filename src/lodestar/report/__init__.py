@@ -1,0 +1,1 @@
+"""``lodestar report``: the dashboards' panels as PNG charts, for people without Grafana."""
