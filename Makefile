@@ -43,5 +43,9 @@ infra-up:  ## start the local Kafka-protocol broker (tansu) on 127.0.0.1:9092
 infra-down:
 	$(LODESTAR) infra stop
 
+.PHONY: peers
+peers:  ## peer routers (sglang-router, vllm-router) in .lodestar/peers, for benchmarks (the parity test installs its own)
+	$(LODESTAR) peers install
+
 clean:
 	rm -rf .lodestar .mypy_cache .ruff_cache .pytest_cache

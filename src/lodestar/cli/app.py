@@ -12,6 +12,7 @@ from lodestar.cli import (
     grafana_cmd,
     history_cmd,
     infra_cmd,
+    peers_cmd,
     policy_cmd,
     report_cmd,
     router_cmd,
@@ -46,6 +47,7 @@ def build_app() -> typer.Typer:
     app.command("gateway")(gateway_cmd.gateway)
     app.add_typer(grafana_cmd.build(), name="grafana")
     app.command("report")(report_cmd.report)
+    app.add_typer(peers_cmd.build(), name="peers")
     return app
 
 

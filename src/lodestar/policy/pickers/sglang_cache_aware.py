@@ -10,13 +10,15 @@ prompt chars; if match_rate > cache_threshold the best-matching worker wins, els
 fallback. Every ``eviction_interval_secs`` each worker's tree is cut to ``max_tree_size``
 characters by removing least recently used leaves.
 
-Which fallback: the tree-size fallback (``get_smallest_tenant``, the "death spiral" of PRs
-#14305/#14532) was replaced by the least-loaded worker in PR #14650 (merged 2025-12-08); the
-commit pinned in ANCHORS (b93974f) and later ones select the min-load healthy worker on a
-cache miss, and sglang-router 0.3.0/0.3.1/0.3.2 were published on PyPI on 2025-12-24,
-2026-01-09 and 2026-01-15, after that merge. So 0.3.2 most likely uses least-loaded
-(``fallback: least-loaded``, the default); ``fallback: smallest-tree`` reproduces older wheels.
-Not verified against the wheel itself (ANCHORS asks for a live side-by-side test).
+Which fallback: least-loaded, as the sglang-router 0.3.2 wheel does — verified live by
+``tests/integration/test_sglang_parity.py`` (the real router, ``--policy cache_aware``, in front
+of emulated instances: a cache miss with equal loads stays on the first worker even though its
+tree is the largest, and moves to the least-loaded worker when loads differ). The tree-size
+fallback (``get_smallest_tenant``, the "death spiral" of issues #14305/#14532, replaced in PR
+#14650) reproduces older wheels with ``fallback: smallest-tree``. Ties (equal loads) go to the
+first candidate in the host's order; SGLang's order is its worker registry's iteration order,
+which is random per router start (``GET /workers`` on the router lists it), so a host that wants
+SGLang's exact choices offers candidates in that order.
 
 Defaults (0.3.2 CLI): cache_threshold 0.3, balance_abs_threshold 64, balance_rel_threshold
 1.5, eviction_interval_secs 60, max_tree_size 2**26 characters (the Rust struct defaults
@@ -25,11 +27,13 @@ differ: 0.5 / 32 / 1.1 / 30 / 10,000).
 Ours: the tree (:mod:`lodestar.policy.radix_tree`) is over 16-token blocks, converted to
 characters at ``chars_per_token`` = 4 (one block = 64 characters) for ``max_tree_size``; the
 match rate is matched tokens / prompt tokens (= characters / characters at a fixed ratio;
-the partial last block never matches). Loads, thresholds and the fallback are computed over
-the candidates that passed the filters (SGLang takes min/max over all workers, healthy or
-not); the best match is sought among these candidates (SGLang may pick a stale worker and
-then falls back to the first healthy one). Eviction runs at the first decision after each
-interval of host time, not on a thread.
+the partial last block never matches, and a prefix shared up to the middle of a block counts
+only its whole blocks — SGLang counts every shared character, so 3.5 shared blocks of 10 are a
+0.35 hit there and a 0.30 miss here: the one difference the live test shows). Loads,
+thresholds and the fallback are computed over the candidates that passed the filters (SGLang
+takes min/max over all workers, healthy or not); the best match is sought among these
+candidates (SGLang may pick a stale worker and then falls back to the first healthy one).
+Eviction runs at the first decision after each interval of host time, not on a thread.
 """
 
 from __future__ import annotations
