@@ -9,72 +9,22 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sim_events import simulated_events
 
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar.cluster.spec import load_cluster
 from lodestar.learn.blob import blob_sha256, decode_blob
 from lodestar.localinfra.broker import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar.plugins import full_registry, resolve_profile
-from lodestar.policy.contracts import Decision, InstanceView, Outcome, RequestView
-from lodestar.policy.profile_spec import build_policy
-from lodestar.sim.simulator import Simulator
-from lodestar.workload.arrivals import PoissonArrivals
-from lodestar.workload.generator import RequestGenerator
-from lodestar.workload.lengths import UniformLengths
-from lodestar_router.mapping import decision_event
-from lodestar_schemas.events import Event, ModelUpdate, RequestOutcome
+from lodestar_schemas.events import Event, ModelUpdate
 from lodestar_schemas.topics import TopicName
 
 pytestmark = pytest.mark.integration
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def on_decision(self, request: RequestView, decision: Decision, now_s: float) -> None:
-        pool = [InstanceView(iid, request.model) for iid in decision.features]
-        self.events.append(decision_event(request, decision, pool, datetime.now(UTC)))
-
-    def on_outcome(self, outcome: Outcome, now_s: float) -> None:
-        self.events.append(
-            RequestOutcome(
-                request_id=outcome.decision_id,
-                decision_id=outcome.decision_id,
-                model="llama-3-8b",
-                instance_id=outcome.instance_id,
-                policy="lodestar",
-                stream=True,
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                ttft_s=outcome.ttft_s,
-                tpot_s=outcome.tpot_s,
-                e2e_s=outcome.e2e_s,
-                status="ok" if outcome.error is None else "error",
-                http_status=200,
-            )
-        )
-
-
-def simulated_events(n: int = 600) -> list[Event]:
-    """Decisions (with features) and outcomes of a short simulated run of the lodestar policy."""
-    cluster = load_cluster("mini-hetero2")
-    gen = RequestGenerator(UniformLengths("u", 200, 3000, 20, 200), seed=n)
-    requests = gen.generate(PoissonArrivals(rate_rps=4.0, seed=n).times(n / 4.0))
-    policy = build_policy(resolve_profile("lodestar"), full_registry(), seed=0)
-    sim = Simulator(cluster, policy)
-    recorder = _Recorder()
-    sim.observers.append(recorder)
-    sim.run(requests)
-    return recorder.events
 
 
 async def _publish(settings: KafkaSettings, events: list[Event]) -> None:

@@ -14,6 +14,7 @@ from lodestar.cli import (
     infra_cmd,
     peers_cmd,
     policy_cmd,
+    replay_cmd,
     report_cmd,
     router_cmd,
     schemas_cmd,
@@ -47,6 +48,7 @@ def build_app() -> typer.Typer:
     app.command("gateway")(gateway_cmd.gateway)
     app.add_typer(grafana_cmd.build(), name="grafana")
     app.command("report")(report_cmd.report)
+    app.add_typer(replay_cmd.build(), name="replay")
     app.add_typer(peers_cmd.build(), name="peers")
     return app
 
