@@ -1,0 +1,182 @@
+"""The live system against itself and the simulator (issue 7 and issue 8 must-shows).
+
+For each router profile (round-robin, sglang-cache-aware, lodestar): start the whole local
+stack (`lodestar up`'s processes) on an emulated fleet, time-scaled so this machine keeps up;
+send the same workload through the gateway with `lodestar bench run`; stop the stack (a fresh
+stack per profile: cold caches, a cold learner). Then run the same workload through
+`lodestar sim` with the same profiles, and compare the rankings.
+
+With ``--history`` (on for the lodestar run), the history service records that run; after it,
+every Grafana panel's SQL is run against the recorded data (`lodestar grafana validate --dsn`),
+`lodestar report` renders the charts, and `lodestar replay sim` re-runs the recorded window
+under every profile — whose ranking must agree too.
+
+    .venv/bin/python benchmarks/live_system.py [--cluster hetero-mix8] [--trace azure-conv]
+        [--load 0.6] [--duration 150] [--time-scale 6] [--out out/benchmarks/live_system]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("round-robin", "sglang-cache-aware", "lodestar")
+
+
+def lodestar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "lodestar", *args]
+    print("$ lodestar", " ".join(args), flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(args)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def export_workload(cluster: str, trace: str, load: float, duration: float, path: Path) -> int:
+    from lodestar.cluster.spec import load_cluster
+    from lodestar.sim.run import LoadPlan, apply_load
+    from lodestar.workload.build import build_workload
+    from lodestar.workload.resolve import spec_for_target
+    from lodestar.workload.traces.lodestar_jsonl import dump_requests
+    from lodestar.workload.transform import time_slice
+
+    spec = load_cluster(cluster)
+    requests, _ = apply_load(spec, build_workload(spec_for_target(trace)).requests, LoadPlan(load=load))
+    requests = time_slice(requests, 0.0, duration)
+    path.write_text(dump_requests(requests))
+    return len(requests)
+
+
+def live_run(profile: str, args: argparse.Namespace, workload: Path, out: Path, history: bool) -> dict[str, Any]:
+    from lodestar.cluster.spec import load_cluster
+    from lodestar.localinfra.broker import free_port
+    from lodestar.localinfra.settings import LocalInfraSettings
+    from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
+
+    n = len(load_cluster(args.cluster).instances())
+    base = free_port()
+    while any(_busy(base + k) for k in range(n)):
+        base = free_port()
+    ports = StackPorts(
+        broker=free_port(), gateway=free_port(), router=free_port(), router_admin=free_port(),
+        collector=free_port(), trainer=free_port(), history=free_port(), emulator_base=base,
+    )  # fmt: skip
+    config = StackConfig(
+        cluster=load_cluster(args.cluster),
+        ports=ports,
+        name=f"live-{profile}-{os.getpid()}",
+        time_scale=args.time_scale,
+        profile=profile,
+        history=history,
+    )
+    stack = Stack(config, LocalInfraSettings(home=Path(".lodestar").resolve()))
+    stack.start()
+    started = datetime.now(UTC)
+    try:
+        result = out / f"live-{profile}.json"
+        lodestar(
+            "bench", "run", str(workload), "--url", str(stack.component("gateway").url),
+            "--time-scale", str(args.time_scale), "--model", "llama-3-8b", "--json", str(result),
+        )  # fmt: skip
+        ended = datetime.now(UTC)
+        time.sleep(3)  # let the last outcomes reach the topics and the history
+    finally:
+        stack.stop()
+    data = json.loads(result.read_text())
+    return {
+        "summary": data["summary"],
+        "from": (started - timedelta(seconds=5)).isoformat(),
+        "to": (ended + timedelta(seconds=5)).isoformat(),
+        "history_dir": str(stack.data_dir / "history") if history else None,
+    }
+
+
+def _busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def ranking(values: dict[str, float]) -> list[str]:
+    return sorted(values, key=lambda p: values[p])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cluster", default="hetero-mix8")
+    parser.add_argument("--trace", default="azure-conv")
+    parser.add_argument("--load", type=float, default=0.6)
+    parser.add_argument("--duration", type=float, default=150.0)
+    parser.add_argument("--time-scale", type=float, default=6.0)
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--out", type=Path, default=Path("out/benchmarks/live_system"))
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    profiles = args.profiles.split(",")
+    workload = out / "workload.jsonl"
+    n = export_workload(args.cluster, args.trace, args.load, args.duration, workload)
+    print(f"{n} requests ({args.trace}, load {args.load} of {args.cluster}, {args.duration:.0f} s); "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    live = {p: live_run(p, args, workload, out, history=(p == "lodestar")) for p in profiles}
+    sim_json = out / "sim.json"
+    lodestar(
+        "sim", "--cluster", args.cluster, "--trace", str(workload), "-p", ",".join(profiles), "--json", str(sim_json)
+    )
+    sim = {r["policy"]: r["summary"] for r in json.loads(sim_json.read_text())["runs"]}
+    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "n_requests": n}
+    rec = live.get("lodestar")
+    replay: dict[str, Any] = {}
+    if rec and rec["history_dir"]:
+        hist = rec["history_dir"]
+        window = ["--from", rec["from"], "--to", rec["to"]]
+        validate = lodestar("grafana", "validate", "--dsn", f"chdb://{hist}", *window, check=False)
+        report["grafana_validate"] = {"returncode": validate.returncode, "output": validate.stdout[-4000:]}
+        lodestar("report", "--chdb", hist, *window, "--out", str(out / "report"))
+        replay_json = out / "replay.json"
+        lodestar("replay", "sim", "--chdb", hist, *window, "--cluster", args.cluster, "-p", ",".join(profiles),
+                 "--json", str(replay_json))  # fmt: skip
+        replay = {r["policy"]: r["summary"] for r in json.loads(replay_json.read_text())["runs"]}
+    rows = []
+    head = ("profile", "live mean", "live p99", "sim mean", "sim p99", "replay mean", "replay p99")
+    print("\n" + " ".join(f"{h:>12}" for h in head))
+    for p in profiles:
+        lv, sm, rp = live[p]["summary"], sim[p], replay.get(p)
+        rows.append({"profile": p, "live": lv, "sim": sm, "replay": rp})
+        rp_mean = f"{rp['ttft_mean_s']:.3f}" if rp else "—"
+        rp_p99 = f"{rp['ttft_p99_s']:.3f}" if rp else "—"
+        print(f"{p:<20} {lv['ttft_mean_s']:>10.3f} {lv['ttft_p99_s']:>9.3f} {sm['ttft_mean_s']:>9.3f} "
+              f"{sm['ttft_p99_s']:>8.3f} {rp_mean:>12} {rp_p99:>11}")  # fmt: skip
+    ranks = {
+        "live": ranking({p: live[p]["summary"]["ttft_mean_s"] for p in profiles}),
+        "sim": ranking({p: sim[p]["ttft_mean_s"] for p in profiles}),
+    }
+    if replay:
+        ranks["replay"] = ranking({p: replay[p]["ttft_mean_s"] for p in profiles})
+    for name, order in ranks.items():
+        print(f"ranking by mean TTFT ({name}): {' < '.join(order)}")
+    agree = all(order == ranks["sim"] for order in ranks.values())
+    print("rankings agree" if agree else "RANKINGS DIFFER")
+    if "grafana_validate" in report:
+        ok = report["grafana_validate"]["returncode"] == 0
+        print("every Grafana panel query returned data" if ok else "some panel queries failed: see JSON")
+    report |= {"rows": rows, "rankings": ranks, "rankings_agree": agree, "load_average_end": os.getloadavg()[0]}
+    (out / "live_system.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"wrote {out}/live_system.json")
+    raise SystemExit(0 if agree else 1)
+
+
+if __name__ == "__main__":
+    main()
