@@ -2,7 +2,7 @@
 -- metric_value is NULL when the version did not report that metric.
 -- @param from_ts = now-7d  -- start of the range (inclusive)
 -- @param to_ts = now  -- end of the range (exclusive)
--- @param metric = 'loss'  -- key of ModelUpdate.metrics returned as metric_value
+-- @param metric = 'train_loss'  -- key of ModelUpdate.metrics returned as metric_value (trainer: train_loss, val_mae_log_ttft, val_spread_log_ttft, steps)
 SELECT
     ts,
     version,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from lodestar.cli import (
+    bench_cmd,
     collector_cmd,
     emulate_cmd,
     engine_cmd,
@@ -41,6 +42,7 @@ def build_app() -> typer.Typer:
     app.add_typer(workload_cmd.build(), name="workload")
     app.add_typer(policy_cmd.build(), name="policy")
     sim_cmd.register(app)
+    app.add_typer(bench_cmd.build(), name="bench")
     app.command("trainer")(trainer_cmd.trainer)
     app.add_typer(history_cmd.build(), name="history")
     app.command("collector")(collector_cmd.collector)

@@ -156,7 +156,11 @@ class LodestarPolicy(Policy):
             scores = dict(zip(ids, lower_is_better(mean_cost.tolist()), strict=True))
             fallback, version = False, predictor.version
             mu, sd = pred.mean, pred.std
-            extra = {"pred.log_ttft_s": mu[:, 0].tolist(), "pred.log_ttft_spread": sd[:, 0].tolist()}
+            extra = {
+                "pred.log_ttft_s": mu[:, 0].tolist(),
+                "pred.log_ttft_spread": sd[:, 0].tolist(),
+                "predicted_ttft_s": np.exp(mu[:, 0]).tolist(),  # seconds, for the prediction-error panel
+            }
             self._predicted[request.request_id] = float(mu[index, 0])
         chosen = pool[index]
         self.features.on_picked(

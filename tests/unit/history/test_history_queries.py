@@ -236,7 +236,8 @@ def test_instance_load_and_prefix_hit_rate(history_dataset: HistoryStore) -> Non
 
 
 def test_model_versions_with_a_chosen_metric(history_dataset: HistoryStore) -> None:
-    rows = run(history_dataset, "model_versions")
+    assert [r["metric_value"] for r in run(history_dataset, "model_versions")] == [None, None]  # train_loss
+    rows = run(history_dataset, "model_versions", metric="loss")
     assert [(r["version"], r["parent_version"], r["metric_value"], r["weights_bytes"]) for r in rows] == [
         (1, None, 0.5, 100),
         (2, 1, None, 100),

@@ -1,0 +1,218 @@
+"""The open-loop sender: every request leaves at its due time on one ``httpx.AsyncClient``,
+whether or not earlier ones have answered, and its stream is timed as it arrives.
+
+Timing is client-side on the event loop's monotonic clock, in wall seconds from the run's
+start: a request's clock starts just before its HTTP request is issued (so the send lag, how
+late that was against the plan, is not part of its latencies), each body chunk is stamped when
+it is read. Bodies are rendered ahead, off the loop (:mod:`lodestar.bench.render`). Self-checks
+keep the client from silently becoming the bottleneck: the send lag of every request, a ticker
+that measures how late the event loop wakes up (a busy loop stamps chunks late, which inflates
+TTFT), and peak in-flight requests against the connection limit (above it, requests queued
+inside the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from lodestar.bench.payload import BodyOptions
+from lodestar.bench.render import AheadRenderer, Rendered
+from lodestar.bench.schedule import Send
+from lodestar.bench.sse import SseParser, StreamOutcome, StreamTimer
+
+_TICK_S = 0.01
+# Below uvicorn's (and so vLLM's) 5 s keep-alive timeout: a connection the server is about to
+# close is never reused (that race fails a request with a ReadError at the server's whim).
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """``timeout_s``: wall seconds a request may wait for its next bytes (and its connection)."""
+
+    body: BodyOptions = field(default_factory=BodyOptions)
+    api_key: str | None = None
+    run_id: str = "bench"
+    max_connections: int = 1000
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One request's fate in wall seconds from the run's start."""
+
+    send: Send
+    sent_wall_s: float
+    outcome: StreamOutcome
+    http_status: int | None
+
+    @property
+    def lag_wall_s(self) -> float:
+        return max(0.0, self.sent_wall_s - self.send.due_wall_s)
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """Client-side health of a run (wall seconds)."""
+
+    wall_s: float
+    client_cpu_s: float
+    peak_in_flight: int
+    max_connections: int
+    loop_lag_s: list[float]
+
+
+class RunObserver(Protocol):
+    """Progress hooks (called on the event loop)."""
+
+    def on_sent(self, send: Send) -> None: ...
+
+    def on_done(self, result: SendResult) -> None: ...
+
+
+class _NoObserver:
+    def on_sent(self, send: Send) -> None:
+        pass
+
+    def on_done(self, result: SendResult) -> None:
+        pass
+
+
+class _Sender:
+    def __init__(self, client: httpx.AsyncClient, config: ClientConfig, start: float, observer: RunObserver) -> None:
+        self.client = client
+        self.config = config
+        self.start = start
+        self.observer = observer
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time() - self.start
+
+    async def send(self, send: Send, rendered: Rendered) -> SendResult:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.observer.on_sent(send)
+        sent = self.now()
+        timer = StreamTimer(sent)
+        status: int | None = None
+        outcome: StreamOutcome | None = None
+        try:
+            async with self.client.stream(
+                "POST", rendered.url, content=rendered.content, headers=rendered.headers
+            ) as response:
+                timer.on_headers(self.now())
+                status = response.status_code
+                if status >= 400:
+                    text = (await response.aread()).decode("utf-8", "replace")
+                    outcome = timer.finish(self.now(), f"http_{status}", text[:300])
+                else:
+                    parser = SseParser()
+                    async for chunk in response.aiter_bytes():
+                        at = self.now()
+                        for event in parser.feed(chunk):
+                            timer.on_event(event, at)
+                    end = self.now()
+                    for event in parser.close():
+                        timer.on_event(event, end)
+                    outcome = timer.finish(end)
+        except httpx.HTTPError as exc:
+            if outcome is None:  # (an error while closing a finished stream changes nothing)
+                outcome = timer.finish(self.now(), error_class(exc), f"{type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:  # one request's surprise must not lose the whole run
+            if outcome is None:
+                outcome = timer.finish(self.now(), "client_error", f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            self.in_flight -= 1
+        assert outcome is not None
+        result = SendResult(send, sent, outcome, status)
+        self.observer.on_done(result)
+        return result
+
+
+def error_class(exc: httpx.HTTPError) -> str:
+    """A short, stable name for a transport failure."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "incomplete"
+    if isinstance(exc, httpx.ReadError):
+        return "read_error"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "bad_url"
+    return "http_error"
+
+
+async def _ticker(out: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + _TICK_S
+        await asyncio.sleep(_TICK_S)
+        out.append(max(0.0, loop.time() - due))
+
+
+async def run_sends(
+    sends: Sequence[Send],
+    config: ClientConfig,
+    observer: RunObserver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    render_executor: Executor | None = None,
+    render_lookahead: int = 64,
+) -> tuple[list[SendResult], RunStats]:
+    """Send every request at ``due_wall_s`` after the start (open loop) and wait for all of
+    them. Results come back in ``sends`` order; never raises for a failed request.
+    ``render_executor`` renders bodies ``render_lookahead`` sends ahead (see
+    :mod:`lodestar.bench.render`; inline if None, so ``render_lookahead >= len(sends)`` renders
+    everything before the clock starts); ``transport`` replaces the network (tests)."""
+    obs = observer or _NoObserver()
+    limits = httpx.Limits(
+        max_connections=config.max_connections,
+        max_keepalive_connections=config.max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None)
+    loop = asyncio.get_running_loop()
+    cpu0 = time.process_time()
+    loop_lag: list[float] = []
+    renderer = AheadRenderer(sends, config.body, config.api_key, config.run_id, render_executor, render_lookahead)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, transport=transport) as client:
+        await renderer.fill()
+        start = loop.time()
+        sender = _Sender(client, config, start, obs)
+        ticker = asyncio.create_task(_ticker(loop_lag))
+        tasks: list[asyncio.Task[SendResult]] = []
+        try:
+            for k, send in enumerate(sends):
+                rendered = await renderer.take(k)
+                delay = start + send.due_wall_s - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(sender.send(send, rendered)))
+            results = list(await asyncio.gather(*tasks))
+        finally:
+            ticker.cancel()
+            renderer.cancel()
+            for task in tasks:
+                task.cancel()
+        wall = loop.time() - start
+    stats = RunStats(
+        wall_s=wall,
+        client_cpu_s=time.process_time() - cpu0,
+        peak_in_flight=sender.peak_in_flight,
+        max_connections=config.max_connections,
+        loop_lag_s=loop_lag,
+    )
+    return results, stats
