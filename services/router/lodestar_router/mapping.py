@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from lodestar.policy.contracts import Decision, InstanceView, Outcome, RequestView
-
-SEGMENT_BLOCKS = 32  # 16-token blocks per 512-token prefix segment in decision events
 from lodestar_schemas.events import CandidateRecord, RouteDecision
 from lodestar_schemas.router_api import Feedback, RouteRequest, RouteResponse
+
+SEGMENT_BLOCKS = 32  # 16-token blocks per 512-token prefix segment in decision events
 
 
 def request_view(request: RouteRequest) -> RequestView:
