@@ -5,16 +5,17 @@ Per request (:meth:`Exchange.__call__`):
 1. Ask for a route (router, else local fallback; 503 if none). Open the upstream request
    (connect timeout; then the first-token deadline for streams, the response deadline
    otherwise). A connection failure before any response — refused, connect timeout, the
-   instance closing the connection unanswered — is retried on another instance (the router is
-   asked again with ``exclude``), up to ``max_attempts`` instances; then 502.
-2. An upstream status other than 200 is passed through: status, content type and body.
-3. A stream is relayed event by event as the instance sent it (usage chunk stripped when the
-   gateway asked for it on the client's behalf); the client's response starts with the first
-   complete event. After the first token each chunk must come within ``idle_timeout_s``.
+   instance closing the connection unanswered (twice: the client already sent it once more) —
+   is retried on another instance (the router is asked again with ``exclude``), up to
+   ``max_attempts`` instances; then 502.
+2. The answer is relayed (:mod:`lodestar_gateway.relay`): an upstream status other than 200
+   as it came; a whole answer once read; a stream event by event (usage chunk stripped when
+   the gateway asked for it on the client's behalf), with the first-token and idle deadlines.
    A failure after bytes went to the client ends the stream with an SSE error event and
-   ``[DONE]``; before that it is a JSON error (504 for deadlines, 502 otherwise).
-4. A client that disconnects cancels the upstream request (a watcher task cancels this one).
-5. In every case the request ends with: the local in-flight accounting released, final
+   ``[DONE]``; before that it is a JSON error (504 for deadlines, 502 otherwise; a stream
+   that ends without ``[DONE]`` is 502 ``upstream_incomplete``).
+3. A client that disconnects cancels the upstream request (a watcher task cancels this one).
+4. In every case the request ends with: the local in-flight accounting released, final
    feedback queued for the router (its own decisions only), the local policy's hook called
    (its own decisions only), one ``RequestOutcome`` published, metrics observed.
 """
@@ -22,7 +23,6 @@ Per request (:meth:`Exchange.__call__`):
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,12 +31,12 @@ from http import HTTPStatus
 import structlog
 from pydantic import ValidationError
 from starlette.responses import Response as AsgiResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lodestar.policy.contracts import Outcome
 from lodestar_gateway.errors import JSON, GatewayError, context_too_long, model_not_found
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http1 import ConnectFailed, ConnectionBroken, Http1Client, HttpError, ProtocolError, Response
+from lodestar_gateway.http_client import ConnectFailed, ConnectionBroken, HttpClient, HttpError, ProtocolError, Response
 from lodestar_gateway.inputs import ParsedRequest
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_gateway.outcomes import (
@@ -46,6 +46,7 @@ from lodestar_gateway.outcomes import (
     first_token_feedback,
     outcome_event,
 )
+from lodestar_gateway.relay import Downstream, RelayTimeout, completion_tokens, pass_error, read_whole, relay_stream
 from lodestar_gateway.routing import Route, Routing
 from lodestar_gateway.settings import GatewaySettings
 from lodestar_gateway.sse import StreamScanner
@@ -54,10 +55,6 @@ from lodestar_schemas.router_api import Feedback, RouteRequest
 
 log = structlog.get_logger(__name__)
 
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
-_MAX_ERROR_BODY = 1_048_576
-
 
 @dataclass
 class Proxy:
@@ -65,12 +62,12 @@ class Proxy:
 
     settings: GatewaySettings
     routing: Routing
-    upstream: Http1Client
+    upstream: HttpClient
     fleet: LocalFleet
     metrics: GatewayMetrics
     publish: Callable[[Event], bool]
     feedback: Callable[[Feedback], bool] | None
-    upstream_headers: bytes  # header lines, each ending in CRLF
+    upstream_headers: dict[str, str]
     inflight_requests: int = 0
     inflight_streams: int = 0
 
@@ -94,9 +91,6 @@ class Exchange(AsgiResponse):
         )
         self.status_code = 200
         self.background = None
-        self._extra_headers = [(b"x-request-id", self.request_id.encode())]
-        self._started = False  # response headers sent to the client
-        self._done = False
         self._client_gone = False
         self._route: Route | None = None
         self._sent_at = 0.0  # loop time the upstream request was sent
@@ -106,15 +100,16 @@ class Exchange(AsgiResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive, task))
+        down = Downstream(send, [(b"x-request-id", self.request_id.encode())])
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, task, down))
         proxy = self.proxy
         proxy.inflight_requests += 1
         if self.parsed.stream:
             proxy.inflight_streams += 1
         try:
-            await self._serve(send)
+            await self._serve(down)
         except GatewayError as exc:
-            await self._send_error(send, exc)
+            await self._send_error(down, exc)
         except asyncio.CancelledError:
             if not self._client_gone:
                 raise
@@ -122,42 +117,34 @@ class Exchange(AsgiResponse):
             self.m.fail("cancelled", 499, "client_disconnected")
         except Exception as exc:  # a bug: answer 500 and report it, never hang the client
             log.exception("exchange_failed", request_id=self.request_id)
-            await self._send_error(send, GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error"))
+            await self._send_error(down, GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error"))
             self.m.error_class = f"internal:{type(exc).__name__}"
         finally:
-            self._done = True
+            down.done = True
             watcher.cancel()
             proxy.inflight_requests -= 1
             if self.parsed.stream:
                 proxy.inflight_streams -= 1
             self._finish()
 
-    async def _watch(self, receive: Receive, task: asyncio.Task[None]) -> None:
+    async def _watch(self, receive: Receive, task: asyncio.Task[None], down: Downstream) -> None:
         """Cancel the exchange when the client goes away before its response is complete
-        (``_done``: the last body part is being sent, so a disconnect is the normal end)."""
+        (``done``: the last body part is being sent, so a disconnect is the normal end)."""
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                if not self._done:
+                if not down.done:
                     self._client_gone = True
                     task.cancel()
                 return
 
-    async def _send_error(self, send: Send, exc: GatewayError) -> None:
+    async def _send_error(self, down: Downstream, exc: GatewayError) -> None:
         self.m.fail("error", exc.status.value, exc.error_class)
-        if self._started:
-            self._done = True
-            await send({"type": "http.response.body", "body": exc.sse(), "more_body": False})
-            return
-        body = exc.body()
-        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode()), *self._extra_headers]
-        await send({"type": "http.response.start", "status": exc.status.value, "headers": headers})
-        self._done = True
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await down.error(exc)
 
     # --- attempts ------------------------------------------------------------------------
 
-    async def _serve(self, send: Send) -> None:
+    async def _serve(self, down: Downstream) -> None:
         proxy, m = self.proxy, self.m
         self._check_fleet()
         exclude: list[str] = []
@@ -193,11 +180,16 @@ class Exchange(AsgiResponse):
             break
         try:
             if response.status != 200:
-                await self._pass_error(send, response)
+                m.fail("error", response.status, f"upstream_{response.status}")
+                await pass_error(down, response, proxy.settings.idle_timeout_s)
             elif self.parsed.stream:
-                await self._relay(send, response)
+                await self._relay(down, response)
             else:
-                await self._whole(send, response)
+                await self._whole(down, response)
+        except RelayTimeout as exc:
+            raise self._deadline(exc.what) from None
+        except HttpError as exc:
+            raise _upstream_broke(route, exc) from None
         finally:
             response.close()
 
@@ -226,7 +218,7 @@ class Exchange(AsgiResponse):
         proxy = self.proxy
         s = proxy.settings
         url = route.url.rstrip("/") + self.parsed.path
-        headers = proxy.upstream_headers + b"x-request-id: " + self.request_id.encode() + b"\r\n"
+        headers = {**proxy.upstream_headers, "x-request-id": self.request_id}
         self._sent_at = asyncio.get_running_loop().time()
         budget = s.first_token_timeout_s if self.parsed.stream else s.response_timeout_s
         try:
@@ -267,68 +259,18 @@ class Exchange(AsgiResponse):
 
     # --- responses -----------------------------------------------------------------------
 
-    async def _pass_error(self, send: Send, response: Response) -> None:
-        """The instance's error answer, as it sent it (bounded)."""
-        parts: list[bytes] = []
-        try:
-            async with asyncio.timeout(self.proxy.settings.idle_timeout_s):
-                async for chunk in response.aiter():
-                    parts.append(chunk)
-                    if sum(map(len, parts)) >= _MAX_ERROR_BODY:
-                        break
-        except (TimeoutError, HttpError):
-            pass  # pass on what came
-        body = b"".join(parts)
-        status = response.status
-        self.m.fail("error", status, f"upstream_{status}")
-        content_type = response.headers.get("content-type", JSON).encode()
-        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *self._extra_headers]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        self._started = self._done = True
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+    async def _whole(self, down: Downstream, response: Response) -> None:
+        body = await read_whole(response, self._sent_at + self.proxy.settings.response_timeout_s)
+        self.m.completion_tokens = completion_tokens(body)
+        await down.whole(200, response.headers.get("content-type", JSON).encode(), body)
 
-    async def _whole(self, send: Send, response: Response) -> None:
-        try:
-            async with asyncio.timeout_at(self._sent_at + self.proxy.settings.response_timeout_s):
-                body = await response.read()
-        except TimeoutError:
-            raise self._deadline("response_timeout") from None
-        except HttpError as exc:
-            raise _upstream_broke(self._route, exc) from None
-        found = _COMPLETION_TOKENS.search(body, max(0, len(body) - 2048)) or _COMPLETION_TOKENS.search(body)
-        self.m.completion_tokens = int(found.group(1)) if found else 0
-        content_type = response.headers.get("content-type", JSON).encode()
-        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *self._extra_headers]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        self._started = self._done = True
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _relay(self, send: Send, response: Response) -> None:
-        proxy, m = self.proxy, self.m
-        idle_s = proxy.settings.idle_timeout_s
+    async def _relay(self, down: Downstream, response: Response) -> None:
+        s, m = self.proxy.settings, self.m
         scanner = StreamScanner(strip_usage=not self.parsed.client_usage)
-        loop = asyncio.get_running_loop()
-        clock = time.perf_counter
-        started = False
-        first = False
         try:
-            async with asyncio.timeout_at(self._sent_at + proxy.settings.first_token_timeout_s) as deadline:
-                async for chunk in response.aiter():
-                    out = scanner.feed(chunk, clock())
-                    if not first and scanner.first_token_s is not None:
-                        first = True
-                        self._first_token(scanner.first_token_s)
-                    if out:
-                        if not started:
-                            started = self._started = True
-                            await send(self._stream_start())
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                    if first:
-                        deadline.reschedule(loop.time() + idle_s)
-        except TimeoutError:
-            raise self._deadline("idle_timeout" if first else "first_token_timeout") from None
-        except HttpError as exc:
-            raise _upstream_broke(self._route, exc) from None
+            await relay_stream(
+                down, response, scanner, self._sent_at + s.first_token_timeout_s, s.idle_timeout_s, self._first_token
+            )
         finally:
             m.last_token_s = scanner.last_token_s
             m.completion_tokens = scanner.completion_tokens
@@ -341,14 +283,7 @@ class Exchange(AsgiResponse):
         if scanner.error is not None:
             code = scanner.error.get("code")
             m.fail("error", code if isinstance(code, int) and 400 <= code <= 599 else 500, "upstream_stream_error")
-        if not started:
-            await send(self._stream_start())
-            self._started = True
-        self._done = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    def _stream_start(self) -> Message:
-        return {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + self._extra_headers}
+        await down.end()
 
     def _first_token(self, at_s: float) -> None:
         proxy, m, route = self.proxy, self.m, self._route

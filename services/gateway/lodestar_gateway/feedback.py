@@ -17,18 +17,18 @@ import contextlib
 
 import structlog
 
-from lodestar_gateway.http1 import Http1Client, HttpError
+from lodestar_gateway.http_client import HttpClient, HttpError
 from lodestar_schemas.router_api import Feedback, FeedbackBatch
 
 log = structlog.get_logger(__name__)
 
-_JSON = b"content-type: application/json\r\n"
+_JSON = {"content-type": "application/json"}
 
 
 class FeedbackQueue:
     def __init__(
         self,
-        client: Http1Client,
+        client: HttpClient,
         router_url: str,
         capacity: int = 100_000,
         batch_size: int = 1000,

@@ -25,13 +25,13 @@ from pydantic import ValidationError
 from lodestar.policy.contracts import NoCandidateError, Policy, RequestView
 from lodestar_gateway.errors import no_instance
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http1 import Http1Client, HttpError
+from lodestar_gateway.http_client import HttpClient, HttpError
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_schemas.router_api import RouteRequest, RouteResponse
 
 log = structlog.get_logger(__name__)
 
-_JSON = b"content-type: application/json\r\n"
+_JSON = {"content-type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class RouterClient:
 
     def __init__(
         self,
-        client: Http1Client,
+        client: HttpClient,
         base_url: str,
         timeout_s: float,
         failure_threshold: int = 3,

@@ -30,7 +30,7 @@ from lodestar_gateway.exchange import Proxy
 from lodestar_gateway.feed import InstanceStateFeed
 from lodestar_gateway.feedback import FeedbackQueue
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http1 import Http1Client
+from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.metrics import GatewayMetrics, Snapshot
 from lodestar_gateway.routing import RouterClient, Routing
 from lodestar_gateway.settings import GatewaySettings
@@ -47,10 +47,10 @@ _SWEEP_INTERVAL_S = 0.5
 _TOPICS = (TopicName.INSTANCE_STATE, TopicName.REQUEST_OUTCOMES)
 
 
-def upstream_headers(settings: GatewaySettings) -> bytes:
-    headers = b"content-type: application/json\r\naccept-encoding: identity\r\n"
+def upstream_headers(settings: GatewaySettings) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
     if settings.upstream_api_key is not None:
-        headers += f"authorization: Bearer {settings.upstream_api_key.get_secret_value()}\r\n".encode()
+        headers["authorization"] = f"Bearer {settings.upstream_api_key.get_secret_value()}"
     return headers
 
 
@@ -60,7 +60,7 @@ class Core:
 
     proxy: Proxy
     feedback: FeedbackQueue | None
-    router_http: Http1Client
+    router_http: HttpClient
 
 
 def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> Core:
@@ -71,7 +71,7 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
     for inst in settings.instances:
         fleet.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
     metrics = GatewayMetrics()
-    router_http = Http1Client(connect_timeout_s=max(settings.route_timeout_s, settings.feedback_timeout_s))
+    router_http = HttpClient(connect_timeout_s=max(settings.route_timeout_s, settings.feedback_timeout_s))
     router_url = settings.router_url.strip()
     router = feedback = None
     if router_url:
@@ -94,7 +94,7 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
     proxy = Proxy(
         settings=settings,
         routing=Routing(router, fleet, policy, metrics),
-        upstream=Http1Client(connect_timeout_s=settings.connect_timeout_s),
+        upstream=HttpClient(settings.connect_timeout_s, settings.max_connections),
         fleet=fleet,
         metrics=metrics,
         publish=publish,
@@ -117,7 +117,7 @@ class GatewayService:
     publisher: BufferedPublisher
     feedback: FeedbackQueue | None
     feed: InstanceStateFeed
-    router_http: Http1Client
+    router_http: HttpClient
     api_port: int | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 

@@ -78,7 +78,9 @@ class GatewaySettings(BaseSettings):
         default=600.0, description="non-streamed requests: from sending the request to the whole response"
     )
     max_attempts: int = Field(default=3, ge=1, le=10, description="instances tried when connections fail")
-    max_connections: int = Field(default=4096, ge=1, description="keep-alive connections to instances")
+    max_connections: int = Field(
+        default=4096, ge=1, description="connections to instances, in use or idle (a request beyond waits for one)"
+    )
     upstream_api_key: SecretStr | None = Field(default=None, description="bearer token for instances (env only)")
 
     # --- feedback and events ---------------------------------------------------------------

@@ -7,6 +7,11 @@ broker (tansu) so outcome and decision events are really published (``--no-broke
 services run without one and keep retrying in the background). Router and gateway know the
 instance statically (no collector), so the numbers are the request path alone.
 
+- ``cpu``: ``--cpu-requests`` streamed chat requests (2 output tokens) through the gateway,
+  ``--cpu-concurrency`` at a time on keep-alive connections; reported: the gateway's and the
+  router's CPU time (``/proc``) per request, less what each spends idle (measured just
+  before), and the local fallbacks seen (none, unless the router missed its budget: raise it
+  with ``--route-timeout`` on a loaded machine so that runs compare the same work).
 - ``ttft``: one request at a time, alternating a direct request to the instance and the same
   request through the gateway (chat, streamed, 2 output tokens, the same ~120-token prompt so
   the instance's prefix cache treats both paths alike). The client is a raw socket (a new
@@ -17,11 +22,13 @@ instance statically (no collector), so the numbers are the request path alone.
   emulator runs ``--time-scale`` times slower than real time so the test measures concurrency,
   not token throughput (streams beyond the engine's batch wait in its queue, connections open).
   A stream counts as served when it ends with ``data: [DONE]`` and carries no error event;
-  ``peak_inflight`` is the gateway's own count (``/health``), polled every 0.25 s.
+  ``peak_inflight`` is the gateway's own count (``/health``), polled every 0.25 s;
+  ``gateway_cpu_us_per_token`` its CPU time over the test per token served.
 
 Usage::
 
     python services/gateway/scripts/bench_overhead.py --requests 400 --streams 1000,2000
+    python services/gateway/scripts/bench_overhead.py --requests 400 --route-timeout 1 --streams ''
     python services/gateway/scripts/bench_overhead.py --json out.json --no-broker
 """
 
@@ -34,9 +41,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -48,6 +57,7 @@ from lodestar.localinfra.settings import LocalInfraSettings
 MODEL = "llama-3-8b"
 PROMPT = "Summarise the following notes for the weekly operations review. " * 12
 TOKEN = b'"delta":{"content":"'
+T = TypeVar("T")
 
 
 def _lodestar() -> list[str]:
@@ -65,7 +75,7 @@ def _ok(url: str) -> bool:
 @contextmanager
 def _process(
     infra: LocalInfraSettings, kind: str, argv: list[str], ready_url: str, env: dict[str, str]
-) -> Iterator[None]:
+) -> Iterator[int]:
     proc = ManagedProcess(
         name=f"bench-{kind}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         argv=argv,
@@ -73,9 +83,9 @@ def _process(
         log_dir=infra.log_dir,
         env=env,
     )
-    proc.start(ready=lambda: _ok(ready_url), timeout_s=60.0)
+    pid = proc.start(ready=lambda: _ok(ready_url), timeout_s=60.0)
     try:
-        yield
+        yield pid
     finally:
         proc.stop()
 
@@ -126,11 +136,65 @@ async def bench_ttft(direct_port: int, gateway_port: int, n: int) -> dict[str, o
         gateway.append(await _one_ttft(gateway_port, body))
     d, g = np.array(direct) * 1e3, np.array(gateway) * 1e3
     qs = (50, 90, 99)
-    out: dict[str, object] = {"requests_per_path": n}
+    out: dict[str, object] = {"requests_per_path": n, "load_avg_1m": os.getloadavg()[0]}
     for q in qs:
         out[f"direct_p{q}_ms"] = float(np.percentile(d, q))
         out[f"gateway_p{q}_ms"] = float(np.percentile(g, q))
         out[f"added_p{q}_ms"] = float(np.percentile(g, q) - np.percentile(d, q))
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fallbacks(metrics_text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("lodestar_gateway_fallbacks_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('"')[1]] = int(float(value))
+    return out
+
+
+async def bench_cpu(setup: Setup, n: int, concurrency: int, idle_s: float = 3.0) -> dict[str, object]:
+    """CPU the gateway (and the router) spend per request: ``n`` streamed requests through the
+    gateway, ``concurrency`` at a time on keep-alive connections, minus what each process
+    spends idle (measured over ``idle_s`` just before)."""
+    body = _body(2)
+    url = f"http://127.0.0.1:{setup.gateway_port}/v1/chat/completions"
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+
+        async def one() -> None:
+            async with client.stream("POST", url, content=body, headers=headers) as r:
+                data = await r.aread()
+                if r.status_code != 200 or b"[DONE]" not in data:
+                    raise RuntimeError(f"gateway answered {r.status_code}: {data[:300]!r}")
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                await one()
+
+        await asyncio.gather(*(worker(20) for _ in range(concurrency)))  # warm-up
+        pids = {"gateway": setup.gateway_pid, "router": setup.router_pid}
+        t0, before = time.perf_counter(), {k: cpu_s(p) for k, p in pids.items()}
+        await asyncio.sleep(idle_s)
+        t1, idle = time.perf_counter(), {k: cpu_s(p) for k, p in pids.items()}
+        share, extra = divmod(n, concurrency)
+        await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+        t2, after = time.perf_counter(), {k: cpu_s(p) for k, p in pids.items()}
+        metrics = (await client.get(f"http://127.0.0.1:{setup.gateway_port}/metrics")).text
+    out: dict[str, object] = {"requests": n, "concurrency": concurrency, "requests_per_s": round(n / (t2 - t1), 1)}
+    out["local_fallbacks"] = _fallbacks(metrics)  # decisions not taken by the router (should be 0)
+    for k in pids:
+        idle_rate = (idle[k] - before[k]) / (t1 - t0)
+        out[f"{k}_cpu_ms_per_request"] = round((after[k] - idle[k] - idle_rate * (t2 - t1)) / n * 1e3, 3)
+        out[f"{k}_idle_cpu_frac"] = round(idle_rate, 4)
+    out["load_avg_1m"] = os.getloadavg()[0]
     return out
 
 
@@ -159,7 +223,8 @@ async def _one_stream(port: int, body: bytes) -> tuple[bool, str]:
         writer.close()
 
 
-async def bench_streams(gateway_port: int, n: int, tokens: int, ramp_per_s: float) -> dict[str, object]:
+async def bench_streams(setup: Setup, n: int, tokens: int, ramp_per_s: float) -> dict[str, object]:
+    gateway_port = setup.gateway_port
     peak = 0
     stop = asyncio.Event()
 
@@ -180,9 +245,9 @@ async def bench_streams(gateway_port: int, n: int, tokens: int, ramp_per_s: floa
         return await _one_stream(gateway_port, _body(tokens, f" #{i}"))
 
     watcher = asyncio.create_task(watch())
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_s(setup.gateway_pid)
     results = await asyncio.gather(*(opened_at(i) for i in range(n)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_s(setup.gateway_pid) - cpu0
     stop.set()
     await watcher
     failures = [why for ok, why in results if not ok]
@@ -199,22 +264,36 @@ async def bench_streams(gateway_port: int, n: int, tokens: int, ramp_per_s: floa
         "peak_inflight": peak,
         "seconds": round(elapsed, 2),
         "tokens_per_s": round((n - len(failures)) * tokens / elapsed),
+        "gateway_cpu_s": round(cpu, 2),
+        "gateway_cpu_us_per_token": round(cpu / max(1, (n - len(failures)) * tokens) * 1e6, 1),
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=400, help="TTFT samples per path (0: skip the TTFT test)")
+    ap.add_argument("--cpu-requests", type=int, default=2000, help="requests of the CPU test (0: skip it)")
+    ap.add_argument("--cpu-concurrency", type=int, default=8)
     ap.add_argument("--streams", default="1000", help="comma-separated concurrent stream counts ('' to skip)")
     ap.add_argument("--stream-tokens", type=int, default=100)
     ap.add_argument("--ramp-per-s", type=float, default=250.0, help="streams opened per second (0: all at once)")
     ap.add_argument("--time-scale", type=float, default=10.0, help="emulator slow-down for the streams test")
+    ap.add_argument(
+        "--route-timeout",
+        type=float,
+        default=None,
+        help="the gateway's router budget in seconds (default: the gateway's; raise it on a loaded machine so "
+        "that every request is routed by the router and runs compare the same work)",
+    )
     ap.add_argument("--no-broker", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
     infra = LocalInfraSettings(home=Path(__file__).resolve().parents[3] / ".lodestar")
     env: dict[str, str] = {"LODESTAR_KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}."}
+    if args.route_timeout is not None:
+        env["LODESTAR_GATEWAY_ROUTE_TIMEOUT_S"] = str(args.route_timeout)
     broker = None
     if args.no_broker:
         env["LODESTAR_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"  # nobody listens
@@ -224,22 +303,34 @@ def main() -> None:
         env["LODESTAR_KAFKA_BOOTSTRAP_SERVERS"] = broker[1]
     report: dict[str, object] = {}
     try:
-        if args.requests > 0:
-            ttft = _run(infra, env, args, 1.0, lambda ports: bench_ttft(ports[0], ports[1], args.requests))
-            report["ttft"] = ttft
-            print(json.dumps(ttft, indent=2), flush=True)
+        if args.requests > 0 or args.cpu_requests > 0:
+
+            async def unscaled(setup: Setup) -> dict[str, object]:
+                out: dict[str, object] = {}
+                if args.cpu_requests > 0:
+                    out["cpu"] = await bench_cpu(setup, args.cpu_requests, args.cpu_concurrency)
+                    print(json.dumps(out["cpu"]), flush=True)
+                if args.requests > 0:
+                    out["ttft"] = ttft = await bench_ttft(setup.direct_port, setup.gateway_port, args.requests)
+                    async with httpx.AsyncClient() as client:
+                        metrics = (await client.get(f"http://127.0.0.1:{setup.gateway_port}/metrics")).text
+                    ttft["local_fallbacks_so_far"] = _fallbacks(metrics)
+                    print(json.dumps(out["ttft"]), flush=True)
+                return out
+
+            report.update(_run(infra, env, 1.0, unscaled))
         counts = [int(x) for x in args.streams.split(",") if x.strip()]
         if counts:
 
-            async def streams(ports: tuple[int, int]) -> list[dict[str, object]]:
+            async def streams(setup: Setup) -> list[dict[str, object]]:
                 out = []
                 for n in counts:
-                    res = await bench_streams(ports[1], n, args.stream_tokens, args.ramp_per_s)
+                    res = await bench_streams(setup, n, args.stream_tokens, args.ramp_per_s)
                     print(json.dumps(res), flush=True)
                     out.append(res)
                 return out
 
-            report["streams"] = _run(infra, env, args, args.time_scale, streams)
+            report["streams"] = _run(infra, env, args.time_scale, streams)
     finally:
         if broker is not None:
             broker_process(infra, broker[0], f"bench-broker-{os.getpid()}").stop()
@@ -247,7 +338,22 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=2))
 
 
-def _run(infra: LocalInfraSettings, env: dict[str, str], args: argparse.Namespace, time_scale: float, body):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Setup:
+    """The ports of the instance and the gateway; the pids of the gateway and the router."""
+
+    direct_port: int
+    gateway_port: int
+    gateway_pid: int
+    router_pid: int
+
+
+def _run(
+    infra: LocalInfraSettings,
+    env: dict[str, str],
+    time_scale: float,
+    body: Callable[[Setup], Coroutine[Any, Any, T]],
+) -> T:
     emu, router, gateway = free_port(), free_port(), free_port()
     instance = {"instance_id": "h100-sxm-0", "url": f"http://127.0.0.1:{emu}", "model": MODEL}
     env = {
@@ -263,10 +369,10 @@ def _run(infra: LocalInfraSettings, env: dict[str, str], args: argparse.Namespac
     gateway_argv = [*_lodestar(), "gateway", "--port", str(gateway)]
     with (
         _process(infra, "emulate", emulate, f"http://127.0.0.1:{emu}/health", env),
-        _process(infra, "router", router_argv, f"http://127.0.0.1:{router}/health", env),
-        _process(infra, "gateway", gateway_argv, f"http://127.0.0.1:{gateway}/health", env),
+        _process(infra, "router", router_argv, f"http://127.0.0.1:{router}/health", env) as router_pid,
+        _process(infra, "gateway", gateway_argv, f"http://127.0.0.1:{gateway}/health", env) as gateway_pid,
     ):
-        return asyncio.run(body((emu, gateway)))
+        return asyncio.run(body(Setup(emu, gateway, gateway_pid, router_pid)))
 
 
 if __name__ == "__main__":

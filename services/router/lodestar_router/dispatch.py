@@ -28,7 +28,7 @@ from lodestar.learn.blob import ModelState
 from lodestar.learn.objective import Objective
 from lodestar.learn.policy import LodestarPolicy
 from lodestar.policy.contracts import Decision, InstanceView, NoCandidateError, Outcome, Policy, RequestView
-from lodestar_router.instances import InstanceDirectory
+from lodestar.policy.directory import InstanceDirectory
 from lodestar_router.mapping import decision_event, outcome_of, request_view, route_response
 from lodestar_router.metrics import RouterMetrics
 from lodestar_router.model_updates import ModelStore

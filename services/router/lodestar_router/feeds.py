@@ -2,7 +2,7 @@
 
 - instance states: no consumer group, from the latest event (the collector publishes every
   instance several times a second, so history is useless), applied to the
-  :class:`~lodestar_router.instances.InstanceDirectory`;
+  :class:`~lodestar.policy.directory.InstanceDirectory`;
 - model updates: no consumer group, from the beginning of the compacted topic, so a (re)started
   replica gets the newest model; every replica reads independently. Each update is checked in
   a worker thread (hash, blob decode: pure functions) and installed on the event loop with
@@ -21,8 +21,8 @@ import structlog
 
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
+from lodestar.policy.directory import InstanceDirectory
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.instances import InstanceDirectory
 from lodestar_router.model_updates import ModelRejected, ModelStore, check_update
 from lodestar_schemas.events import Event, InstanceState, ModelUpdate
 from lodestar_schemas.topics import TopicName

@@ -23,6 +23,7 @@ from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.contracts import Policy
+from lodestar.policy.directory import InstanceDirectory
 from lodestar.policy.fleet import FleetState
 from lodestar.policy.profile_spec import build_policy
 from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
@@ -30,7 +31,6 @@ from lodestar_router.admin import AdminState, build_admin_app
 from lodestar_router.api import Health, build_app
 from lodestar_router.dispatch import Dispatcher
 from lodestar_router.feeds import Feed, ModelInstaller, instance_state_feed, model_update_feed
-from lodestar_router.instances import InstanceDirectory
 from lodestar_router.metrics import RouterMetrics, Snapshot
 from lodestar_router.model_updates import ModelStore
 from lodestar_router.settings import RouterSettings

@@ -58,9 +58,9 @@ from lodestar.localinfra.broker import broker_process, free_port, start_broker
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.policy.contracts import Decision, InstanceView, Outcome, Policy, RequestView
+from lodestar.policy.directory import InstanceDirectory
 from lodestar.policy.fleet import FleetState
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.instances import InstanceDirectory
 from lodestar_router.metrics import RouterMetrics
 from lodestar_router.model_updates import ModelStore
 from lodestar_router.service import policy_builder

@@ -17,7 +17,7 @@ from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.profile_spec import build_policy
 from lodestar_gateway.errors import GatewayError
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http1 import Http1Client
+from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_gateway.routing import RouterClient, Routing
 from lodestar_schemas.router_api import RouteRequest
@@ -73,8 +73,8 @@ async def http_server(answer: bytes | None) -> AsyncIterator[tuple[str, list[int
 
 
 @asynccontextmanager
-async def client_for_router() -> AsyncIterator[Http1Client]:
-    client = Http1Client(connect_timeout_s=1.0)
+async def client_for_router() -> AsyncIterator[HttpClient]:
+    client = HttpClient(connect_timeout_s=1.0)
     try:
         yield client
     finally:
@@ -85,7 +85,7 @@ def _response(status: str, body: bytes) -> bytes:
     return f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body
 
 
-def _routing(url: str, client: Http1Client, clock: Clock | None = None) -> tuple[Routing, GatewayMetrics]:
+def _routing(url: str, client: HttpClient, clock: Clock | None = None) -> tuple[Routing, GatewayMetrics]:
     fleet = LocalFleet()
     fleet.add_static("h100-0", "http://h100:8000", MODEL)
     metrics = GatewayMetrics()

@@ -11,9 +11,9 @@ from router_helpers import T0_WALL, instance_state, trained
 from lodestar.learn.blob import ModelState
 from lodestar.learn.trainer import OnlineTrainer
 from lodestar.policy.contracts import Policy
+from lodestar.policy.directory import InstanceDirectory
 from lodestar.policy.fleet import FleetState
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.instances import InstanceDirectory
 from lodestar_router.metrics import RouterMetrics
 from lodestar_router.model_updates import ModelStore
 from lodestar_router.service import policy_builder

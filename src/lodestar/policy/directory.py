@@ -1,28 +1,62 @@
-"""The router's fleet: :class:`~lodestar.policy.fleet.FleetState` plus each instance's URL and
-the freshness rules applied to scraped state.
+"""The fleet as a service sees it: a :class:`~lodestar.policy.fleet.FleetState` plus each
+instance's URL, and the freshness rules applied to scraped state. The router and the gateway
+(for its local fallback) keep their fleets with this one class, so both judge an instance alike.
 
 States come from the instance-state topic (:meth:`InstanceDirectory.apply`) or from settings
-(static instances). Freshness, as llm-d treats metrics: an instance whose last state is older
-than ``staleness_s`` is offered to policies as unhealthy (its state is no evidence any more);
-one silent for ``remove_after_s`` is forgotten (with its in-flight accounting). A static
-instance that was never scraped is always offered as healthy (nothing scrapes simple setups);
-once scraped it follows the same rules but is never forgotten.
+(static instances). Freshness, as llm-d treats metrics:
 
-A state's age is taken from its own timestamp (``ts``, the collector's clock), so consumer lag
-does not make old states look fresh; hosts need synchronised clocks (NTP), and states that
-arrive already stale are counted so skew or lag is visible. Event-loop only, not thread-safe.
+- an instance whose last state is older than ``staleness_s`` is offered to policies as
+  unhealthy (its state is no evidence any more); one silent for ``remove_after_s`` is
+  forgotten, with its in-flight accounting (:meth:`InstanceDirectory.sweep`);
+- a static instance that was never scraped is always offered as healthy (nothing scrapes
+  simple setups); once scraped it follows the same rules but is never forgotten;
+- a state's age is taken from its own timestamp (``ts``, the collector's clock), so consumer
+  lag does not make old states look fresh; hosts need synchronised clocks (NTP), and states
+  that arrive already stale are counted so skew or lag is visible. A state older than the one
+  held is ignored (and counted).
+
+Times: ``now_s`` is host monotonic seconds, ``wall_now_s`` the wall clock (epoch seconds).
+Event-loop only, not thread-safe.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from lodestar.policy.contracts import InstanceView
 from lodestar.policy.fleet import FleetState
-from lodestar_schemas.events import InstanceState
+
+
+class ScrapedState(Protocol):
+    """What :meth:`InstanceDirectory.apply` reads of one scrape (the ``InstanceState`` event)."""
+
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def hardware(self) -> str | None: ...
+    @property
+    def max_model_len(self) -> int | None: ...
+    @property
+    def num_running(self) -> int: ...
+    @property
+    def num_waiting(self) -> int: ...
+    @property
+    def kv_usage_frac(self) -> float: ...
+    @property
+    def prefix_hit_rate(self) -> float | None: ...
+    @property
+    def healthy(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -32,6 +66,7 @@ class InstanceEntry:
     instance_id: str
     url: str
     model: str
+    max_model_len: int | None = None
     static: bool = False
     hardware: str | None = None
     scrape_healthy: bool = True
@@ -40,7 +75,7 @@ class InstanceEntry:
 
 @dataclass(frozen=True, slots=True)
 class InstanceStatus:
-    """One instance for the admin view (``age_s`` is None if never scraped)."""
+    """One instance for an admin view (``age_s`` is None if never scraped)."""
 
     instance_id: str
     url: str
@@ -54,7 +89,8 @@ class InstanceStatus:
 
 
 class InstanceDirectory:
-    """Instances by id with their URL; candidates with the freshness rules applied."""
+    """Instances by id with their URL; candidates with the freshness rules applied.
+    Requires ``0 < staleness_s < remove_after_s`` (ValueError otherwise)."""
 
     def __init__(self, fleet: FleetState, staleness_s: float = 2.0, remove_after_s: float = 30.0) -> None:
         if not 0 < staleness_s < remove_after_s:
@@ -71,9 +107,9 @@ class InstanceDirectory:
 
     def add_static(self, instance_id: str, url: str, model: str, max_model_len: int | None = None) -> None:
         self.fleet.upsert_instance(instance_id, model, max_model_len)
-        self._entries[instance_id] = InstanceEntry(instance_id, url, model, static=True)
+        self._entries[instance_id] = InstanceEntry(instance_id, url, model, max_model_len, static=True)
 
-    def apply(self, state: InstanceState, now_s: float, wall_now_s: float) -> bool:
+    def apply(self, state: ScrapedState, now_s: float, wall_now_s: float) -> bool:
         """Record one scraped state received at host time ``now_s`` (wall clock ``wall_now_s``).
         Returns False for a state older than the one already held (ignored)."""
         age = max(0.0, wall_now_s - state.ts.timestamp())
@@ -96,7 +132,8 @@ class InstanceDirectory:
         )
         if entry is None:
             entry = self._entries[state.instance_id] = InstanceEntry(state.instance_id, state.url, state.model)
-        entry.url, entry.model, entry.hardware = state.url, state.model, state.hardware
+        entry.url, entry.model, entry.max_model_len = state.url, state.model, state.max_model_len
+        entry.hardware = state.hardware
         entry.scrape_healthy = state.healthy
         entry.state_at_s = taken_at
         self.states_applied += 1
@@ -116,12 +153,19 @@ class InstanceDirectory:
 
     # --- reads -----------------------------------------------------------------------------
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._entries
+
+    def entries(self) -> Iterator[InstanceEntry]:
+        """Every known instance (do not change them)."""
+        return iter(self._entries.values())
+
     def url(self, instance_id: str) -> str | None:
         entry = self._entries.get(instance_id)
         return entry.url if entry is not None else None
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def candidates(self, model: str, now_s: float, exclude: Collection[str] = ()) -> list[InstanceView]:
         """The instances serving ``model`` minus ``exclude``, stale ones marked unhealthy."""
@@ -140,6 +184,7 @@ class InstanceDirectory:
         return out
 
     def healthy_count(self, now_s: float) -> int:
+        """Instances a policy would be offered as healthy now."""
         return sum(1 for e in self._entries.values() if self._fresh_and_healthy(e, now_s))
 
     def status(self, now_s: float) -> list[InstanceStatus]:
