@@ -43,10 +43,12 @@ def decode_event(topic: str | TopicName, data: bytes | None, prefix: str = "") -
         raw: Any = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventDecodeError(name, f"not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise EventDecodeError(name, "JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise EventDecodeError(name, f"expected a JSON object, got {type(raw).__name__}")
     version = raw.get("schema_version")
-    if version not in spec.model.SUPPORTED_VERSIONS:
+    if isinstance(version, (list, dict)) or version not in spec.model.SUPPORTED_VERSIONS:  # lists: unhashable
         supported = sorted(spec.model.SUPPORTED_VERSIONS)
         raise EventDecodeError(name, f"unsupported version {version!r} (supported: {supported})", "schema_version")
     try:

@@ -1,10 +1,12 @@
 """The gateway's HTTP API: OpenAI-compatible routes plus ``/health`` and ``/metrics``.
 
-- ``POST /v1/chat/completions``, ``POST /v1/completions`` (streamed or not): the body is read
-  (at most ``max_body_bytes``: 413), parsed and checked (400 naming the field), then served by
-  an :class:`~lodestar_gateway.exchange.Exchange`.
-- ``GET /v1/models``: every model some known instance serves.
-- ``GET /health``, ``GET /metrics`` (Prometheus text).
+- ``POST /v1/chat/completions``, ``POST /v1/completions`` (streamed or not): the client is
+  admitted (:class:`~lodestar_gateway.access.Access`: 401 without a configured API key, 429
+  with ``Retry-After`` past its rate) before the body is read (at most ``max_body_bytes``:
+  413), parsed and checked (400 naming the field); a stream takes one of the client's stream
+  slots (429 when none is free). Then an :class:`~lodestar_gateway.exchange.Exchange` serves it.
+- ``GET /v1/models``: every model some known instance serves (API key and rate as above).
+- ``GET /health``, ``GET /metrics`` (Prometheus text), ``GET /openapi.json``: open.
 
 Every answer to a completion request carries ``X-Request-Id``: the client's (if it is 1-128
 characters of ``[A-Za-z0-9._:-]``) or a new one. Only requests that pass validation get an
@@ -24,10 +26,12 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
+from lodestar.openapi_doc import Operation, document
 from lodestar_gateway.errors import JSON, GatewayError, install_error_handlers
 from lodestar_gateway.exchange import Exchange, Proxy
 from lodestar_gateway.inputs import Kind, Limits, parse_request
 from lodestar_gateway.metrics import CONTENT_TYPE
+from lodestar_gateway.protocol import ChatCompletionRequest, CompletionRequest
 from lodestar_schemas.router_api import RouteRequest
 
 log = structlog.get_logger(__name__)
@@ -80,21 +84,27 @@ def _too_large(limit: int) -> GatewayError:
 
 
 def build_app(proxy: Proxy, health: Callable[[], Health]) -> FastAPI:
-    app = FastAPI(title="Lodestar gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Lodestar gateway", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     settings = proxy.settings
+    access = proxy.access
     limits = Limits(settings.max_prompt_tokens, settings.max_output_tokens)
     created = int(time.time())
 
     async def serve(request: Request, kind: Kind) -> Response:
         start_s = time.perf_counter()
         rid = request_id_of(request.headers.get("x-request-id"))
+        release: Callable[[], None] | None = None
         try:
+            client = access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
             raw = await read_body(request, settings.max_body_bytes)
             parsed = parse_request(kind, raw, limits, keep_text=settings.log_text)
+            if parsed.stream:
+                release = access.open_stream(client)
         except GatewayError as exc:
             endpoint = "chat" if kind == "chat" else "completions"
             proxy.metrics.requests.labels(endpoint, "error", str(exc.status.value)).inc()
+            log.info("request_refused", request_id=rid, http_status=exc.status.value, error_class=exc.error_class)
             return exc.response({"x-request-id": rid})
         if settings.log_text:
             log.info("request_text", request_id=rid, model=parsed.model, text=parsed.text)
@@ -107,18 +117,31 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> FastAPI:
             tenant=_header(request, "x-tenant-id"),
             session_id=_header(request, "x-session-id"),
         )
-        return Exchange(proxy, parsed, route_request, start_s)
+        return Exchange(proxy, parsed, route_request, start_s, release)
 
-    @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> Response:
         return await serve(request, "chat")
 
-    @app.post("/v1/completions", response_model=None)
     async def completions(request: Request) -> Response:
         return await serve(request, "completion")
 
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"], include_in_schema=False)
+    app.add_route("/v1/completions", completions, methods=["POST"], include_in_schema=False)
+    errors = (400, 401, 404, 413, 429, 502, 503, 504)
+    document(
+        app,
+        [
+            Operation("/v1/chat/completions", "post", ChatCompletionRequest, None, "OpenAI chat completions", errors),
+            Operation("/v1/completions", "post", CompletionRequest, None, "OpenAI completions", errors),
+        ],
+    )
+
     @app.get("/v1/models")
-    async def models() -> Response:
+    async def models(request: Request) -> Response:
+        try:
+            access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
+        except GatewayError as exc:
+            return exc.response()
         data = []
         for served in proxy.fleet.models():
             card: dict[str, object] = {

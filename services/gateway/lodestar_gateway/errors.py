@@ -24,9 +24,11 @@ DONE = b"data: [DONE]\n\n"
 
 _TYPES = {
     HTTPStatus.BAD_REQUEST: "BadRequestError",
+    HTTPStatus.UNAUTHORIZED: "AuthenticationError",
     HTTPStatus.NOT_FOUND: "NotFoundError",
     HTTPStatus.METHOD_NOT_ALLOWED: "MethodNotAllowedError",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "RequestTooLargeError",
+    HTTPStatus.TOO_MANY_REQUESTS: "RateLimitError",
     HTTPStatus.INTERNAL_SERVER_ERROR: "InternalServerError",
     HTTPStatus.BAD_GATEWAY: "BadGatewayError",
     HTTPStatus.SERVICE_UNAVAILABLE: "ServiceUnavailableError",
@@ -47,6 +49,11 @@ class GatewayError(Exception):
         self.param = param
         self.error_class = error_class or _TYPES.get(status, "GatewayError")
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer must carry (``Retry-After``...); none by default."""
+        return {}
+
     def payload(self) -> dict[str, Any]:
         kind = _TYPES.get(self.status, self.status.phrase.replace(" ", "") + "Error")
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.status.value}}
@@ -59,7 +66,9 @@ class GatewayError(Exception):
         return b"data: " + self.body() + b"\n\n" + DONE
 
     def response(self, headers: dict[str, str] | None = None) -> Response:
-        return Response(self.body(), status_code=self.status.value, media_type=JSON, headers=headers)
+        return Response(
+            self.body(), status_code=self.status.value, media_type=JSON, headers={**self.headers, **(headers or {})}
+        )
 
 
 def bad_request(message: str, param: str | None = None) -> GatewayError:

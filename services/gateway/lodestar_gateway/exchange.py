@@ -2,29 +2,36 @@
 
 Per request (:meth:`Exchange.__call__`):
 
-1. Ask for a route (router, else local fallback; 503 if none). Open the upstream request
-   (connect timeout; then the first-token deadline for streams, the response deadline
-   otherwise). A connection failure before any response — refused, connect timeout, the
-   instance closing the connection unanswered (twice: the client already sent it once more) —
-   is retried on another instance (the router is asked again with ``exclude``), up to
-   ``max_attempts`` instances; then 502.
+1. Ask for a route (router, else local fallback; 503 if none). Open the upstream request —
+   always a stream, so the first token of every request is timed (connect timeout; then the
+   first-token deadline, or the response deadline for a non-streamed client if shorter). A
+   connection failure before any response — refused, connect timeout, the instance closing
+   the connection unanswered (twice: the client already sent it once more) — is retried on
+   another instance (the router is asked again with ``exclude``), up to ``max_attempts``
+   instances; then 502.
 2. The answer is relayed (:mod:`lodestar_gateway.relay`): an upstream status other than 200
-   as it came; a whole answer once read; a stream event by event (usage chunk stripped when
-   the gateway asked for it on the client's behalf), with the first-token and idle deadlines.
+   as it came; to a client stream event by event (usage chunk stripped when the gateway asked
+   for it on the client's behalf), with the first-token and idle deadlines; to a non-streamed
+   client as one answer assembled from the stream (:mod:`lodestar_gateway.assemble`; an
+   ``{"error"}`` event in the stream is answered as a JSON error with its ``code`` as the
+   status), with the same deadlines and the response deadline.
    A failure after bytes went to the client ends the stream with an SSE error event and
    ``[DONE]``; before that it is a JSON error (504 for deadlines, 502 otherwise; a stream
    that ends without ``[DONE]`` is 502 ``upstream_incomplete``).
 3. A client that disconnects cancels the upstream request (a watcher task cancels this one).
-4. In every case the request ends with: the local in-flight accounting released, final
-   feedback queued for the router (its own decisions only), the local policy's hook called
-   (its own decisions only), one ``RequestOutcome`` published, metrics observed.
+4. In every case the request ends with: ``on_done`` called (the client's stream slot is
+   released), the local in-flight accounting released, the attempt reported to the fleet's
+   outlier ejection (every failed attempt is too), final feedback queued for the router (its
+   own decisions only), the local policy's hook called (its own decisions only), one
+   ``RequestOutcome`` published, metrics observed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -34,6 +41,8 @@ from starlette.responses import Response as AsgiResponse
 from starlette.types import Receive, Scope, Send
 
 from lodestar.policy.contracts import Outcome
+from lodestar_gateway.access import Access
+from lodestar_gateway.assemble import Assembler
 from lodestar_gateway.errors import JSON, GatewayError, context_too_long, model_not_found
 from lodestar_gateway.fleet import LocalFleet
 from lodestar_gateway.http_client import ConnectFailed, ConnectionBroken, HttpClient, HttpError, ProtocolError, Response
@@ -46,7 +55,7 @@ from lodestar_gateway.outcomes import (
     first_token_feedback,
     outcome_event,
 )
-from lodestar_gateway.relay import Downstream, RelayTimeout, completion_tokens, pass_error, read_whole, relay_stream
+from lodestar_gateway.relay import Downstream, RelayTimeout, pass_error, relay_stream
 from lodestar_gateway.routing import Route, Routing
 from lodestar_gateway.settings import GatewaySettings
 from lodestar_gateway.sse import StreamScanner
@@ -68,6 +77,7 @@ class Proxy:
     publish: Callable[[Event], bool]
     feedback: Callable[[Feedback], bool] | None
     upstream_headers: dict[str, str]
+    access: Access
     inflight_requests: int = 0
     inflight_streams: int = 0
 
@@ -77,8 +87,18 @@ def _endpoint(parsed: ParsedRequest) -> str:
 
 
 class Exchange(AsgiResponse):
-    def __init__(self, proxy: Proxy, parsed: ParsedRequest, route_request: RouteRequest, start_s: float) -> None:
+    """``on_done`` is called exactly once, when the exchange ends (whatever the outcome)."""
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        parsed: ParsedRequest,
+        route_request: RouteRequest,
+        start_s: float,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         self.proxy = proxy
+        self.on_done = on_done
         self.parsed = parsed
         self.route_request = route_request
         self.request_id = route_request.request_id
@@ -125,6 +145,8 @@ class Exchange(AsgiResponse):
             proxy.inflight_requests -= 1
             if self.parsed.stream:
                 proxy.inflight_streams -= 1
+            if self.on_done is not None:
+                self.on_done()
             self._finish()
 
     async def _watch(self, receive: Receive, task: asyncio.Task[None], down: Downstream) -> None:
@@ -185,7 +207,7 @@ class Exchange(AsgiResponse):
             elif self.parsed.stream:
                 await self._relay(down, response)
             else:
-                await self._whole(down, response)
+                await self._assemble(down, response)
         except RelayTimeout as exc:
             raise self._deadline(exc.what) from None
         except HttpError as exc:
@@ -220,17 +242,18 @@ class Exchange(AsgiResponse):
         url = route.url.rstrip("/") + self.parsed.path
         headers = {**proxy.upstream_headers, "x-request-id": self.request_id}
         self._sent_at = asyncio.get_running_loop().time()
-        budget = s.first_token_timeout_s if self.parsed.stream else s.response_timeout_s
+        whole = not self.parsed.stream and s.response_timeout_s < s.first_token_timeout_s
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout(s.response_timeout_s if whole else s.first_token_timeout_s):
                 return await proxy.upstream.request("POST", url, self.parsed.upstream_body, headers)
         except TimeoutError:
-            raise self._deadline("first_token_timeout" if self.parsed.stream else "response_timeout") from None
+            raise self._deadline("response_timeout" if whole else "first_token_timeout") from None
 
     def _attempt_failed(self, route: Route, kind: str, detail: str) -> None:
         proxy, now = self.proxy, time.monotonic()
         proxy.metrics.upstream_failures.labels(kind).inc()
         proxy.fleet.on_finish(self.request_id, now)
+        self._report(route.instance_id, f"upstream_{kind}", now)
         log.warning(
             "upstream_unreachable", request_id=self.request_id, instance_id=route.instance_id, kind=kind, error=detail
         )
@@ -242,6 +265,15 @@ class Exchange(AsgiResponse):
         else:
             outcome = Outcome(self.request_id, route.instance_id, self.m.prompt_tokens, 0, None, None, 0.0, kind)
             proxy.routing.policy.on_outcome(outcome, now)
+
+    def _report(self, instance_id: str, error_class: str | None, now: float) -> None:
+        """Outlier ejection: a failure that blames the instance ejects it for a backoff."""
+        backoff = self.proxy.fleet.report(instance_id, error_class, now)
+        if backoff is not None:
+            log.warning(
+                "instance_ejected", request_id=self.request_id, instance_id=instance_id, error_class=error_class,
+                backoff_s=backoff,
+            )  # fmt: skip
 
     def _deadline(self, what: str) -> GatewayError:
         s = self.proxy.settings
@@ -259,17 +291,46 @@ class Exchange(AsgiResponse):
 
     # --- responses -----------------------------------------------------------------------
 
-    async def _whole(self, down: Downstream, response: Response) -> None:
-        body = await read_whole(response, self._sent_at + self.proxy.settings.response_timeout_s)
-        self.m.completion_tokens = completion_tokens(body)
-        await down.whole(200, response.headers.get("content-type", JSON).encode(), body)
+    async def _assemble(self, down: Downstream, response: Response) -> None:
+        """A non-streamed client: the upstream stream collected into one answer."""
+        s, m = self.proxy.settings, self.m
+        scanner = StreamScanner(strip_usage=False)
+        assembler = Assembler(self.parsed.kind)
+
+        async def collect(events: bytes) -> None:
+            assembler.feed(events)
+
+        try:
+            async with asyncio.timeout_at(self._sent_at + s.response_timeout_s):
+                await self._scan(collect, response, scanner)
+        except TimeoutError:
+            raise RelayTimeout("response_timeout") from None
+        if assembler.error is not None:
+            code = assembler.error.get("code")
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+            m.fail("error", status, "upstream_stream_error")
+            await down.whole(status, JSON.encode(), json.dumps({"error": assembler.error}).encode())
+            return
+        await down.whole(200, JSON.encode(), json.dumps(assembler.body()).encode())
 
     async def _relay(self, down: Downstream, response: Response) -> None:
-        s, m = self.proxy.settings, self.m
+        m = self.m
         scanner = StreamScanner(strip_usage=not self.parsed.client_usage)
+        await self._scan(down.part, response, scanner)
+        if scanner.error is not None:
+            code = scanner.error.get("code")
+            m.fail("error", code if isinstance(code, int) and 400 <= code <= 599 else 500, "upstream_stream_error")
+        await down.end()
+
+    async def _scan(
+        self, forward: Callable[[bytes], Awaitable[None]], response: Response, scanner: StreamScanner
+    ) -> None:
+        """Relay the upstream stream to ``forward`` with the first-token and idle deadlines;
+        502 ``upstream_incomplete`` if it ends without ``[DONE]``."""
+        s, m = self.proxy.settings, self.m
         try:
             await relay_stream(
-                down, response, scanner, self._sent_at + s.first_token_timeout_s, s.idle_timeout_s, self._first_token
+                forward, response, scanner, self._sent_at + s.first_token_timeout_s, s.idle_timeout_s, self._first_token
             )
         finally:
             m.last_token_s = scanner.last_token_s
@@ -280,10 +341,6 @@ class Exchange(AsgiResponse):
                 f"Instance {m.instance_id} ended the stream without [DONE].",
                 error_class="upstream_incomplete",
             )
-        if scanner.error is not None:
-            code = scanner.error.get("code")
-            m.fail("error", code if isinstance(code, int) and 400 <= code <= 599 else 500, "upstream_stream_error")
-        await down.end()
 
     def _first_token(self, at_s: float) -> None:
         proxy, m, route = self.proxy, self.m, self._route
@@ -305,6 +362,7 @@ class Exchange(AsgiResponse):
         now = time.monotonic()
         if route is not None:
             proxy.fleet.on_finish(self.request_id, now)
+            self._report(route.instance_id, None if m.status == "ok" else m.error_class, now)
             if route.via_router:
                 if proxy.feedback is not None:
                     proxy.feedback(final_feedback(m, route.instance_id))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lodestar.policy.directory import InstanceDirectory, InstanceEntry
+from lodestar.policy.ejection import EjectionPolicy
 from lodestar.policy.fleet import FleetState
 
 
@@ -30,8 +31,14 @@ class LocalFleet(InstanceDirectory):
     """An :class:`InstanceDirectory` over its own :class:`FleetState`. ValueError unless
     ``0 < staleness_s < remove_after_s``."""
 
-    def __init__(self, staleness_s: float = 2.0, remove_after_s: float = 30.0) -> None:
-        super().__init__(FleetState(), staleness_s, remove_after_s)
+    def __init__(
+        self,
+        staleness_s: float = 2.0,
+        remove_after_s: float = 30.0,
+        ejection: EjectionPolicy | None = None,
+        hold_when_silent: bool = False,
+    ) -> None:
+        super().__init__(FleetState(), staleness_s, remove_after_s, ejection, hold_when_silent)
 
     # --- models ----------------------------------------------------------------------------
 

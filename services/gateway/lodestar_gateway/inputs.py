@@ -5,9 +5,13 @@ error is a :class:`~lodestar_gateway.errors.GatewayError` (400) naming the field
 - Chat: ``render_chat(messages)`` (the project's chat template), tokenised once.
 - Completions: the prompt string, or a list of token ids (block hashes from those ids); a
   batch of prompts counts all their tokens and hashes the first one's blocks.
-- Streams: the instance is asked for usage (``stream_options.include_usage``) so completion
-  tokens are exact; :attr:`ParsedRequest.client_usage` says whether the client asked for the
-  usage chunk itself (if not, the gateway strips it). Otherwise the body goes upstream as sent.
+- Upstream, every request is a stream with usage (``stream: true``,
+  ``stream_options.include_usage``), so the gateway times the first token of every request and
+  completion tokens are exact. A client stream's :attr:`ParsedRequest.client_usage` says
+  whether the client asked for the usage chunk itself (if not, the gateway strips it); a
+  non-streamed request is answered with the whole response assembled from the stream
+  (:mod:`lodestar_gateway.assemble`). A client stream that already asks for usage goes
+  upstream byte for byte. ``stream_options`` without ``stream: true`` is refused as vLLM does.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ def parse_request(kind: Kind, raw: bytes, limits: Limits, keep_text: bool = Fals
         data = json.loads(raw)
     except ValueError:
         raise bad_request("The request body is not valid JSON.") from None
+    except RecursionError:
+        raise bad_request("The request body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise bad_request(f"The request body must be a JSON object, not {type(data).__name__}.")
     request: ChatCompletionRequest | CompletionRequest
@@ -90,10 +96,10 @@ def parse_request(kind: Kind, raw: bytes, limits: Limits, keep_text: bool = Fals
 
     stream = bool(request.stream)
     opts = request.stream_options
-    client_usage = bool(opts is not None and opts.include_usage)
-    body = raw
-    if stream and not client_usage:
-        body = _with_usage(data)
+    if opts is not None and not stream:
+        raise bad_request("Stream options can only be defined when `stream=True`.", "stream_options")
+    client_usage = stream and bool(opts is not None and opts.include_usage)
+    body = raw if client_usage else _with_usage(data)
     return ParsedRequest(
         kind=kind,
         model=request.model,
@@ -110,14 +116,15 @@ def parse_request(kind: Kind, raw: bytes, limits: Limits, keep_text: bool = Fals
 
 
 def _with_usage(data: dict[str, Any]) -> bytes:
-    """The body with ``include_usage`` on; ``continuous_usage_stats`` is switched off, as it had
-    no effect without ``include_usage`` (vLLM) and would put usage into every chunk."""
+    """The body as a stream with ``include_usage`` on; ``continuous_usage_stats`` is switched
+    off, as it had no effect without ``include_usage`` (vLLM) and would put usage into every
+    chunk."""
     opts = data.get("stream_options")
     opts = dict(opts) if isinstance(opts, Mapping) else {}
     opts["include_usage"] = True
     if opts.get("continuous_usage_stats"):
         opts["continuous_usage_stats"] = False
-    return json.dumps({**data, "stream_options": opts}, separators=(",", ":")).encode()
+    return json.dumps({**data, "stream": True, "stream_options": opts}, separators=(",", ":")).encode()
 
 
 def _text_prompt(text: str, param: str) -> tuple[int, list[int]]:

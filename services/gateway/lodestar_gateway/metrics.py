@@ -43,6 +43,9 @@ class Snapshot:
     router_open: bool
     inflight_requests: int
     inflight_streams: int
+    ejections: int = 0
+    readmissions: int = 0
+    instances_ejected: int = 0
 
 
 class _SnapshotCollector(Collector):
@@ -100,6 +103,17 @@ class _SnapshotCollector(Collector):
         )
         yield GaugeMetricFamily("lodestar_gateway_inflight_requests", "Requests being served", s.inflight_requests)
         yield GaugeMetricFamily("lodestar_gateway_inflight_streams", "Streams being relayed", s.inflight_streams)
+        yield CounterMetricFamily(
+            "lodestar_gateway_ejections", "Instances ejected after failing requests (outlier ejection)",
+            value=s.ejections,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "lodestar_gateway_readmissions", "Ejected instances readmitted after their backoff", value=s.readmissions
+        )
+        yield GaugeMetricFamily(
+            "lodestar_gateway_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",
+            s.instances_ejected,
+        )  # fmt: skip
 
 
 class GatewayMetrics:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 ModelName = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 TokenCount = Annotated[StrictInt, Field(ge=1)]
+TokenId = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]  # hashed as unsigned 32-bit integers
 
 
 class OpenAIRequest(BaseModel):
@@ -52,7 +53,7 @@ class ChatCompletionRequest(_Common):
 
 
 class CompletionRequest(_Common):
-    prompt: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+    prompt: StrictStr | list[StrictStr] | list[TokenId] | list[list[TokenId]]
 
     @property
     def requested_max_tokens(self) -> int | None:

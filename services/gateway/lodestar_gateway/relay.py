@@ -4,13 +4,12 @@
 - :func:`pass_error`: an upstream status other than 200, as the instance sent it (status,
   content type, body up to 1 MiB; what came before a read error or ``idle_timeout_s`` of
   silence is passed on).
-- :func:`read_whole` and :meth:`Downstream.whole`: a whole (non-streamed) 200 answer, read
-  completely (by the response deadline) before the client's response starts;
-  :func:`completion_tokens` reads its usage.
 - :func:`relay_stream`: a stream, event by event as the instance sent it (see
-  :class:`~lodestar_gateway.sse.StreamScanner`); the client's response starts with the first
-  complete event. Before the first token the deadline is ``first_token_at`` (loop time);
-  after it each chunk must come within ``idle_timeout_s``.
+  :class:`~lodestar_gateway.sse.StreamScanner`), to ``forward``: :meth:`Downstream.part` for
+  a client stream (its response starts with the first complete event), an
+  :class:`~lodestar_gateway.assemble.Assembler` for a non-streamed client (answered with
+  :meth:`Downstream.whole` at the end). Before the first token the deadline is
+  ``first_token_at`` (loop time); after it each chunk must come within ``idle_timeout_s``.
 
 Deadlines raise :class:`RelayTimeout` naming the deadline; the client's errors
 (:class:`~lodestar_gateway.http_client.HttpError`) propagate. The caller turns both into a
@@ -21,9 +20,8 @@ JSON answer before the response started, as an SSE error event and ``[DONE]`` af
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import Message, Send
 
@@ -32,7 +30,6 @@ from lodestar_gateway.http_client import HttpError, Response
 from lodestar_gateway.sse import StreamScanner
 
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _MAX_ERROR_BODY = 1_048_576
 
 Headers = list[tuple[bytes, bytes]]
@@ -106,31 +103,16 @@ async def pass_error(down: Downstream, response: Response, idle_timeout_s: float
     await down.whole(response.status, content_type, b"".join(parts))
 
 
-async def read_whole(response: Response, deadline_at: float) -> bytes:
-    """The whole body by ``deadline_at`` (loop time)."""
-    try:
-        async with asyncio.timeout_at(deadline_at):
-            return await response.read()
-    except TimeoutError:
-        raise RelayTimeout("response_timeout") from None
-
-
-def completion_tokens(body: bytes) -> int:
-    """The ``usage.completion_tokens`` of a whole answer (0 if it reports none)."""
-    found = _COMPLETION_TOKENS.search(body, max(0, len(body) - 2048)) or _COMPLETION_TOKENS.search(body)
-    return int(found.group(1)) if found else 0
-
-
 async def relay_stream(
-    down: Downstream,
+    forward: Callable[[bytes], Awaitable[None]],
     response: Response,
     scanner: StreamScanner,
     first_token_at: float,
     idle_timeout_s: float,
     on_first_token: Callable[[float], None],
 ) -> None:
-    """Feed the stream through ``scanner`` (read its results afterwards) and forward what it
-    passes; ``on_first_token(perf_counter_s)`` once, when the first token arrives. Does not
+    """Feed the stream through ``scanner`` (read its results afterwards) and ``forward`` what
+    it passes; ``on_first_token(perf_counter_s)`` once, when the first token arrives. Does not
     end the client's response: the caller decides how (:meth:`Downstream.end` or an error)."""
     loop = asyncio.get_running_loop()
     clock = time.perf_counter
@@ -143,7 +125,7 @@ async def relay_stream(
                     first = True
                     on_first_token(scanner.first_token_s)
                 if out:
-                    await down.part(out)
+                    await forward(out)
                 if first:
                     deadline.reschedule(loop.time() + idle_timeout_s)
     except TimeoutError:

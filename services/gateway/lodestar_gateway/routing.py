@@ -8,6 +8,10 @@ errors; then asked again), ``timeout``, ``connect``, ``http_error`` (a 5xx), ``r
 4xx: a contract mismatch, logged), ``bad_response`` (an answer that does not parse), and
 ``no_instance`` (the router has no usable instance; the gateway's own view may differ).
 
+Instances the gateway holds ejected (outlier ejection, :mod:`lodestar.policy.ejection`) are
+added to the router's ``exclude``, so a failure counts at once, before the router has the
+failed feedback; the local policy sees them as unhealthy through the same directory.
+
 The router expects feedback only for its own decisions (:attr:`Route.via_router`).
 """
 
@@ -162,7 +166,10 @@ class Routing:
         if self.router is None:
             reason = "no_router"
         else:
-            req = request if not exclude else request.model_copy(update={"exclude": list(exclude)})
+            # the gateway's own ejections hold before the router has the failed feedback
+            ejected = [i for i in self.fleet.ejected_ids(time.monotonic()) if i not in exclude]
+            excluding = [*exclude, *ejected]
+            req = request if not excluding else request.model_copy(update={"exclude": excluding})
             try:
                 answer = await self.router.route(req)
             except RouterUnavailableError as exc:

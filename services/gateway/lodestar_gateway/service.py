@@ -23,8 +23,10 @@ import structlog
 from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar.plugins import full_registry, resolve_profile
+from lodestar.policy.ejection import EjectionPolicy
 from lodestar.policy.profile_spec import build_policy
 from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
+from lodestar_gateway.access import Access
 from lodestar_gateway.api import Health, build_app
 from lodestar_gateway.exchange import Proxy
 from lodestar_gateway.feed import InstanceStateFeed
@@ -65,9 +67,11 @@ class Core:
 
 def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> Core:
     """Fallback policy (ProfileError if its profile is unusable), local fleet with the static
-    instances, router client and feedback queue (if a router URL is set), upstream client."""
+    instances, router client and feedback queue (if a router URL is set), upstream client,
+    API keys and client limits (KeyConfigError / ValueError if unusable)."""
     policy = build_policy(resolve_profile(settings.fallback_profile), full_registry(), seed=settings.fallback_seed)
-    fleet = LocalFleet(settings.staleness_s, settings.remove_after_s)
+    ejection = EjectionPolicy(base_s=settings.ejection_base_s, max_s=settings.ejection_max_s)
+    fleet = LocalFleet(settings.staleness_s, settings.remove_after_s, ejection, settings.hold_states_when_silent)
     for inst in settings.instances:
         fleet.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
     metrics = GatewayMetrics()
@@ -100,6 +104,7 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
         publish=publish,
         feedback=feedback.put if feedback is not None else None,
         upstream_headers=upstream_headers(settings),
+        access=Access.from_settings(settings),
     )
     return Core(proxy, feedback, router_http)
 
@@ -155,6 +160,9 @@ class GatewayService:
             router_open=router is not None and router.open,
             inflight_requests=self.proxy.inflight_requests,
             inflight_streams=self.proxy.inflight_streams,
+            ejections=self.fleet.ejections.counters.ejections,
+            readmissions=self.fleet.ejections.counters.readmissions,
+            instances_ejected=self.fleet.ejections.ejected_count(),
         )
 
     def health(self) -> Health:

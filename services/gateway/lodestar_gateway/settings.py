@@ -2,10 +2,13 @@
 
 Durations are seconds. The upstream API key comes only from the environment
 (``LODESTAR_GATEWAY_UPSTREAM_API_KEY``); client ``Authorization`` headers are never forwarded.
+Client API keys are configured as their SHA-256 only (``API_KEYS`` / ``API_KEYS_FILE``, see
+:mod:`lodestar_gateway.auth`); with none configured the gateway is open.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -30,6 +33,16 @@ class StaticInstance(BaseModel):
     url: str = Field(min_length=1, max_length=2048)
     model: str = Field(min_length=1, max_length=256)
     max_model_len: int | None = Field(default=None, ge=1)
+
+
+class KeyLimits(BaseModel):
+    """One API key's limits, replacing the defaults (None: unlimited)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_rps: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    burst: int = Field(default=10, ge=1)
+    max_streams: int | None = Field(default=None, ge=1)
 
 
 class GatewaySettings(BaseSettings):
@@ -60,6 +73,14 @@ class GatewaySettings(BaseSettings):
     instances: list[StaticInstance] = Field(
         default_factory=list, description='JSON list of {"instance_id", "url", "model", "max_model_len"?}'
     )
+    ejection_base_s: PositiveSeconds = Field(
+        default=1.0, description="outlier ejection: first backoff of an instance that failed (doubles on repeats)"
+    )
+    ejection_max_s: PositiveSeconds = Field(default=30.0, description="outlier ejection: longest backoff")
+    hold_states_when_silent: bool = Field(
+        default=True,
+        description="while no instance state arrives at all (broker or collector down), keep the last ones",
+    )
 
     # --- limits ------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=8 * 1_048_576, ge=1024, description="larger bodies get 413")
@@ -67,13 +88,29 @@ class GatewaySettings(BaseSettings):
         default=131_072, ge=1, le=MAX_ROUTABLE_PROMPT_TOKENS, description="longer prompts get 400"
     )
     max_output_tokens: int = Field(default=32_768, ge=1, description="larger max_tokens get 400")
+    max_streams_per_key: int | None = Field(
+        default=None, ge=1, description="streamed requests open at once per API key (no keys: in all); beyond: 429"
+    )
+
+    # --- clients: API keys and rate limits ---------------------------------------------------
+    api_keys: SecretStr | None = Field(
+        default=None, description="name:sha256hex entries (newlines or commas between them); env only"
+    )
+    api_keys_file: Path | None = Field(default=None, description="a file of name:sha256hex lines (# comments)")
+    rate_limit_rps: float | None = Field(
+        default=None, gt=0.0, allow_inf_nan=False, description="requests per second per API key (no keys: in all)"
+    )
+    rate_limit_burst: int = Field(default=10, ge=1, description="requests a client may send at once (bucket size)")
+    key_limits: dict[str, KeyLimits] = Field(
+        default_factory=dict, description='JSON {"key name": {"rate_rps", "burst", "max_streams"}}: per-key limits'
+    )
 
     # --- upstream --------------------------------------------------------------------------
     connect_timeout_s: PositiveSeconds = Field(default=2.0, description="TCP connect to an instance")
     first_token_timeout_s: PositiveSeconds = Field(
-        default=120.0, description="streams: from sending the request to the first content token"
+        default=120.0, description="from sending the request to the first content token"
     )
-    idle_timeout_s: PositiveSeconds = Field(default=60.0, description="streams: longest silence between chunks")
+    idle_timeout_s: PositiveSeconds = Field(default=60.0, description="longest silence between upstream chunks")
     response_timeout_s: PositiveSeconds = Field(
         default=600.0, description="non-streamed requests: from sending the request to the whole response"
     )
@@ -100,6 +137,10 @@ class GatewaySettings(BaseSettings):
         if self.remove_after_s <= self.staleness_s:
             raise ValueError(
                 f"remove_after_s ({self.remove_after_s}) must be greater than staleness_s ({self.staleness_s})"
+            )
+        if self.ejection_max_s < self.ejection_base_s:
+            raise ValueError(
+                f"ejection_max_s ({self.ejection_max_s}) must be >= ejection_base_s ({self.ejection_base_s})"
             )
         ids = [i.instance_id for i in self.instances]
         dupes = sorted({i for i in ids if ids.count(i) > 1})

@@ -120,7 +120,7 @@ class StreamScanner:
             return True
         try:
             obj = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             return True  # not ours to judge: forwarded as sent
         if not isinstance(obj, dict):
             return True

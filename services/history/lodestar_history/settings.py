@@ -26,6 +26,8 @@ class HistorySettings(BaseSettings):
     clickhouse_password: SecretStr | None = Field(default=None, description="server password (never in the DSN)")
     clickhouse_ca_cert: str | None = Field(default=None, description="CA bundle for https DSNs")
     clickhouse_verify: bool = Field(default=True, description="verify the server certificate (https)")
+    clickhouse_client_cert: str | None = Field(default=None, description="client certificate for mutual TLS (https)")
+    clickhouse_client_key: str | None = Field(default=None, description="its private key, if not in the cert file")
     clickhouse_connect_timeout_s: float = Field(default=10.0, gt=0)
     clickhouse_timeout_s: float = Field(default=300.0, gt=0, description="HTTP send/receive timeout")
     sql_dir: Path = Field(default_factory=default_sql_dir, description="DDL files; named queries in queries/")

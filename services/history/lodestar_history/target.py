@@ -37,6 +37,8 @@ class ClickHouseTarget:
     password: SecretStr | None = None
     verify: bool = True
     ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     connect_timeout_s: float = 10.0
     timeout_s: float = 300.0
 
@@ -71,6 +73,10 @@ class ClickHouseTarget:
             kwargs["verify"] = self.verify
             if self.ca_cert:
                 kwargs["ca_cert"] = self.ca_cert
+            if self.client_cert:
+                kwargs["client_cert"] = self.client_cert
+                if self.client_key:
+                    kwargs["client_cert_key"] = self.client_key
         return kwargs
 
 
@@ -146,6 +152,8 @@ def _http_target(dsn: str, scheme: str, settings: HistorySettings) -> ClickHouse
         password=settings.clickhouse_password,
         verify=settings.clickhouse_verify,
         ca_cert=settings.clickhouse_ca_cert,
+        client_cert=settings.clickhouse_client_cert,
+        client_key=settings.clickhouse_client_key,
         connect_timeout_s=settings.clickhouse_connect_timeout_s,
         timeout_s=settings.clickhouse_timeout_s,
     )

@@ -22,11 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lodestar.learn.policy import LodestarPolicy
+from lodestar.openapi_doc import Operation, document
 from lodestar.policy.contracts import NoCandidateError
 from lodestar_router.dispatch import Dispatcher
 from lodestar_router.errors import ApiError, from_validation_error, install_error_handlers
 from lodestar_router.metrics import CONTENT_TYPE, RouterMetrics
-from lodestar_schemas.router_api import FeedbackBatch, RouteRequest
+from lodestar_schemas.router_api import FeedbackBatch, RouteRequest, RouteResponse
 
 _JSON = "application/json"
 
@@ -126,6 +127,13 @@ def build_app(dispatcher: Dispatcher, metrics: RouterMetrics, health: Callable[[
     # through the app's exception handlers.
     app.add_route("/v1/route", route, methods=["POST"], include_in_schema=False)
     app.add_route("/v1/feedback", feedback, methods=["POST"], include_in_schema=False)
+    document(
+        app,
+        [
+            Operation("/v1/route", "post", RouteRequest, RouteResponse, "choose an instance", (400, 503)),
+            Operation("/v1/feedback", "post", FeedbackBatch, FeedbackAck, "first-token and final feedback"),
+        ],
+    )
 
     @app.get("/v1/model")
     async def get_model() -> ModelInfo:

@@ -7,8 +7,9 @@ Everything here runs on the event loop, synchronously: ``policy.decide`` is call
 returns the answer; the ``RouteDecision`` event is built and handed to the non-blocking
 publisher after the answer (``defer``, the loop's ``call_soon`` in the service), so its
 validation never delays the response. :meth:`Dispatcher.feedback` applies first-token and
-final feedback to the FleetState and to the policy that made the decision (after an admin
-swap, decisions of the old policy still report to it). A request id routed again while in
+final feedback to the FleetState, to the policy that made the decision (after an admin
+swap, decisions of the old policy still report to it) and to the directory's outlier
+ejection (a failure that blames the instance ejects it for a backoff). A request id routed again while in
 flight is a retry: the earlier dispatch is released first (the policy sees it fail with
 ``error="retried"``). Dispatches without final feedback for ``inflight_timeout_s`` are released
 by :meth:`expire` (``error="expired"``) so lost feedback cannot inflate in-flight counts forever.
@@ -164,8 +165,16 @@ class Dispatcher:
                 continue
             del self._routed[fb.decision_id]
             fleet.on_finish(fb.decision_id, now_s)
+            self._report(fb, now_s)
             routed.policy.on_outcome(outcome_of(fb, routed.prompt_tokens, now_s - routed.at_s), now_s)
         return FeedbackResult(applied, unknown, mismatched)
+
+    def _report(self, fb: Feedback, now_s: float) -> None:
+        """Outlier ejection: the gateway's verdict on the attempt, into the shared directory."""
+        error = None if fb.kind == "finished" else (fb.error or fb.kind)
+        backoff = self.directory.report(fb.instance_id, error, now_s)
+        if backoff is not None:
+            log.warning("instance_ejected", instance_id=fb.instance_id, error=error, backoff_s=backoff)
 
     def expire(self, now_s: float) -> int:
         """Release dispatches older than ``inflight_timeout_s``; returns how many."""

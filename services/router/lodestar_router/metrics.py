@@ -42,6 +42,9 @@ class Snapshot:
     events_dropped: int
     events_pending: int
     publish_failures: int
+    ejections: int = 0
+    readmissions: int = 0
+    instances_ejected: int = 0
 
 
 class _SnapshotCollector(Collector):
@@ -113,6 +116,17 @@ class _SnapshotCollector(Collector):
         yield CounterMetricFamily(
             "lodestar_router_publish_failures", "Failed broker sends (retried)", value=s.publish_failures
         )
+        yield CounterMetricFamily(
+            "lodestar_router_ejections", "Instances ejected after failed feedback (outlier ejection)",
+            value=s.ejections,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "lodestar_router_readmissions", "Ejected instances readmitted after their backoff", value=s.readmissions
+        )
+        yield GaugeMetricFamily(
+            "lodestar_router_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",
+            s.instances_ejected,
+        )  # fmt: skip
 
 
 class RouterMetrics:

@@ -24,6 +24,7 @@ from lodestar.bus.settings import KafkaSettings
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.contracts import Policy
 from lodestar.policy.directory import InstanceDirectory
+from lodestar.policy.ejection import EjectionPolicy
 from lodestar.policy.fleet import FleetState
 from lodestar.policy.profile_spec import build_policy
 from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
@@ -77,7 +78,10 @@ class RouterService:
         """Build everything; ProfileError if the profile is unusable."""
         build = policy_builder(settings.seed)
         policy = build(settings.profile)
-        directory = InstanceDirectory(FleetState(), settings.staleness_s, settings.remove_after_s)
+        ejection = EjectionPolicy(base_s=settings.ejection_base_s, max_s=settings.ejection_max_s)
+        directory = InstanceDirectory(
+            FleetState(), settings.staleness_s, settings.remove_after_s, ejection, settings.hold_states_when_silent
+        )
         for inst in settings.instances:
             directory.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
         metrics = RouterMetrics()
@@ -120,6 +124,9 @@ class RouterService:
             events_dropped=stats.dropped,
             events_pending=self.publisher.pending,
             publish_failures=stats.send_failures,
+            ejections=self.directory.ejections.counters.ejections,
+            readmissions=self.directory.ejections.counters.readmissions,
+            instances_ejected=self.directory.ejections.ejected_count(),
         )
 
     def health(self) -> Health:

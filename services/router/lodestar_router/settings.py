@@ -48,6 +48,16 @@ class RouterSettings(BaseSettings):
     instances: list[StaticInstance] = Field(
         default_factory=list, description='JSON list of {"instance_id", "url", "model", "max_model_len"?}'
     )
+    ejection_base_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        description="outlier ejection: first backoff of an instance that failed (doubles on repeats)",
+    )
+    ejection_max_s: float = Field(default=30.0, gt=0.0, description="outlier ejection: longest backoff")
+    hold_states_when_silent: bool = Field(
+        default=True,
+        description="while no instance state arrives at all (broker or collector down), keep the last ones",
+    )
     publish_buffer: int = Field(default=100_000, ge=1, description="decision events buffered while the broker lags")
     drain_timeout_s: float = Field(default=5.0, ge=0.0, description="at shutdown, how long buffered events may take")
     log_level: str = "INFO"
@@ -58,6 +68,10 @@ class RouterSettings(BaseSettings):
         if self.remove_after_s <= self.staleness_s:
             raise ValueError(
                 f"remove_after_s ({self.remove_after_s}) must be greater than staleness_s ({self.staleness_s})"
+            )
+        if self.ejection_max_s < self.ejection_base_s:
+            raise ValueError(
+                f"ejection_max_s ({self.ejection_max_s}) must be >= ejection_base_s ({self.ejection_base_s})"
             )
         ids = [i.instance_id for i in self.instances]
         dupes = sorted({i for i in ids if ids.count(i) > 1})

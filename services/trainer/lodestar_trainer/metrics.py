@@ -20,6 +20,9 @@ class TrainerMetrics:
         self.loss = Gauge("lodestar_trainer_train_loss", "mean loss of the last training round", registry=r)
         self.val_mae = Gauge("lodestar_trainer_val_mae_log_ttft", "held-out MAE of log TTFT", registry=r)
         self.pending = Gauge("lodestar_trainer_join_pending", "decisions/outcomes waiting for their pair", registry=r)
+        self.consumer_restarts = Counter(
+            "lodestar_trainer_consumer_restarts", "consumer sessions ended by a Kafka failure", registry=r
+        )
         self.dead_letters = Gauge(
             "lodestar_trainer_dead_letters", "undecodable events dead-lettered so far", registry=r
         )

@@ -6,6 +6,10 @@ consume decisions and outcomes with a consumer group, join them, add samples to 
 :class:`OnlineTrainer`, and every ``publish_interval_s`` train ``steps_per_publish`` steps and
 publish the next version (awaiting the broker's acknowledgement). Offsets are committed after
 each publication; a crash re-reads at most one interval of events (the join ignores duplicates).
+A Kafka failure (broker gone, its log or our group lost, a commit refused) ends the consumer
+session, not the process: the next session re-creates the topics and rejoins the group. The
+version number lives in the process, so a broker that lost the model topic still never sees
+a version twice from a running trainer.
 
 Uses aiokafka rather than faust: the join state is small, in memory and time-bounded, and the
 local broker's end-offset defect makes faust's table recovery unreliable (see the README).
@@ -39,6 +43,9 @@ from lodestar_trainer.settings import TrainerSettings
 
 log = structlog.get_logger(__name__)
 
+_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 5.0
+
 
 class Health(BaseModel):
     status: str
@@ -56,6 +63,7 @@ class TrainerService:
     metrics: TrainerMetrics = field(default_factory=TrainerMetrics)
     version: int = 0
     api_port: int | None = None
+    _dead_letters_before: int = 0  # dead-lettered by earlier consumer sessions
 
     @classmethod
     def build(cls, settings: TrainerSettings, kafka: KafkaSettings) -> TrainerService:
@@ -89,11 +97,32 @@ class TrainerService:
         api = ApiServer(self.app(), sock)
         self.api_port = api.port
         api.start()
-        publisher = EventPublisher(self.kafka)
-        consumer: EventConsumer | None = None
         try:
             await ensure_topics_retrying(self.kafka, TOPICS)
             await self.resume()
+            backoff = _BACKOFF_S
+            while not stop.is_set():
+                try:
+                    await self._session(stop)
+                except Exception as exc:  # the broker went away, lost its log or our group
+                    self.metrics.consumer_restarts.inc()
+                    log.warning("trainer_consumer_failed", error=f"{type(exc).__name__}: {exc}", retry_s=backoff)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                    continue
+                backoff = _BACKOFF_S
+        finally:
+            await api.stop()
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        """One consumer (and publisher) lifetime: (re)create the topics, join the group from its
+        committed offsets, consume and publish until ``stop``; any Kafka failure ends it (the
+        caller starts the next one; the join dedupes what is read again)."""
+        await ensure_topics_retrying(self.kafka, TOPICS)
+        publisher = EventPublisher(self.kafka)
+        consumer: EventConsumer | None = None
+        try:
             await _retry(publisher.start, stop)
             consumer = EventConsumer(
                 self.kafka,
@@ -102,13 +131,13 @@ class TrainerService:
                 dead_letters=publisher,
             )
             await _retry(consumer.start, stop)
-            log.info("trainer_ready", version=self.version, api=f"http://{self.settings.host}:{api.port}")
+            log.info("trainer_ready", version=self.version, api=f"http://{self.settings.host}:{self.api_port}")
             await self._loop(consumer, publisher, stop)
         finally:
             if consumer is not None:
+                self._dead_letters_before += consumer.stats.dead_lettered
                 await consumer.stop()
             await publisher.stop()
-            await api.stop()
 
     async def resume(self) -> None:
         """Continue from the newest model on the model topic (if any)."""
@@ -148,7 +177,7 @@ class TrainerService:
                 self._absorb(rec.event, now)
             self.join.expire(now)
             self.metrics.pending.set(self.join.pending)
-            self.metrics.dead_letters.set(consumer.stats.dead_lettered)
+            self.metrics.dead_letters.set(self._dead_letters_before + consumer.stats.dead_lettered)
             if now >= next_publish:
                 next_publish = now + self.settings.publish_interval_s
                 await self._train_and_publish(publisher, now)

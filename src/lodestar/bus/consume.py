@@ -1,6 +1,14 @@
 """Consuming typed events. Undecodable messages go to the dead-letter topic and are counted;
 the consumer never stops on bad input. Delivery is at-least-once: commit after processing
 and dedupe by ``event_id`` downstream.
+
+A broker that lost its log (a restarted broker with memory storage, a topic deleted and
+re-created) answers fetches with a high watermark below the offset the consumer has reached;
+the consumer would then wait, silently, until the new log grows past that offset and skip
+everything before it. :meth:`EventConsumer.poll` raises :class:`LogRewoundError` instead, once
+:class:`~lodestar.bus.rewind.RewindWatch` confirmed the loss (tansu misreports the watermark
+of intact logs too), so the caller restarts its consumer (offsets from its group or its reset
+policy, topics created again).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lodestar.bus.publish import EventPublisher
+from lodestar.bus.rewind import RewindWatch
 from lodestar.bus.settings import KafkaSettings
 from lodestar_schemas.codec import EventDecodeError, decode_event
 from lodestar_schemas.events import DeadLetter, Event
@@ -35,6 +44,15 @@ class Received:
     partition: int
     offset: int
     event: Event
+
+
+class LogRewoundError(RuntimeError):
+    """The broker's log of a partition ends before the offset this consumer has read up to."""
+
+    def __init__(self, partitions: dict[str, tuple[int, int]]) -> None:
+        self.partitions = partitions
+        where = ", ".join(f"{tp} (read up to {pos}, log ends at {hw})" for tp, (pos, hw) in sorted(partitions.items()))
+        super().__init__(f"the broker lost its log: {where}; restart the consumer")
 
 
 @dataclass
@@ -65,6 +83,7 @@ class EventConsumer:
         self.stats = ConsumerStats()
         self._dead_letters = dead_letters
         self._consumer: AIOKafkaConsumer | None = None
+        self.rewind = RewindWatch()
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -78,6 +97,9 @@ class EventConsumer:
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
             fetch_max_bytes=16 * 1_048_576,
             max_partition_fetch_bytes=16 * 1_048_576,
+            # a topic created after the subscription (a broker that came back empty and had
+            # its topics created again) is seen within this, not aiokafka's default 5 minutes
+            metadata_max_age_ms=5_000,
         )
         await consumer.start()
         self._consumer = consumer
@@ -103,11 +125,13 @@ class EventConsumer:
         return self._consumer
 
     async def poll(self, timeout_ms: int = 500, max_records: int = 1000) -> list[Received]:
-        """The next batch of decoded events; bad messages are dead-lettered, not returned."""
-        batches = await self.client.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        """The next batch of decoded events; bad messages are dead-lettered, not returned.
+        LogRewoundError if the broker lost the log this consumer was reading."""
+        client = self.client
+        batches = await client.getmany(timeout_ms=timeout_ms, max_records=max_records)
         out: list[Received] = []
-        for tp, records in batches.items():
-            for record in records:
+        for tp, fetched in batches.items():
+            for record in self.rewind.admit(tp, fetched):
                 try:
                     event = decode_event(tp.topic, record.value, self.settings.topic_prefix)
                 except EventDecodeError as exc:
@@ -115,6 +139,9 @@ class EventConsumer:
                     continue
                 self.stats.received += 1
                 out.append(Received(tp.topic, tp.partition, record.offset, event))
+        lost = self.rewind.check(client.highwater, client.seek)
+        if lost:
+            raise LogRewoundError(lost)
         return out
 
     async def commit(self) -> None:
@@ -126,6 +153,7 @@ class EventConsumer:
         partitions = self.client.assignment()
         if partitions:
             await self.client.seek_to_beginning(*partitions)
+            self.rewind.reset()
 
     def assign_all(self) -> list[TopicPartition]:
         """Partitions of the subscribed topics known from metadata (for group-less replay)."""

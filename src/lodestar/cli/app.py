@@ -13,6 +13,7 @@ from lodestar.cli import (
     grafana_cmd,
     history_cmd,
     infra_cmd,
+    keys_cmd,
     peers_cmd,
     policy_cmd,
     replay_cmd,
@@ -48,10 +49,11 @@ def build_app() -> typer.Typer:
     app.command("collector")(collector_cmd.collector)
     app.command("router")(router_cmd.router)
     app.command("gateway")(gateway_cmd.gateway)
+    app.add_typer(keys_cmd.build(), name="keys")
+    app.add_typer(peers_cmd.build(), name="peers")
     app.add_typer(grafana_cmd.build(), name="grafana")
     app.command("report")(report_cmd.report)
     app.add_typer(replay_cmd.build(), name="replay")
-    app.add_typer(peers_cmd.build(), name="peers")
     return app
 
 

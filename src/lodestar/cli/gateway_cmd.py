@@ -88,6 +88,8 @@ def gateway(
         service = GatewayService.build(settings, kafka)
     except ProfileError as exc:
         _fail(f"invalid --fallback-profile: {exc}")
+    except ValueError as exc:  # KeyConfigError, limits of unknown keys: the message names the setting
+        _fail(f"invalid API keys or limits: {exc}")
     _raise_open_files_limit()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

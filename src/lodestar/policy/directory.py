@@ -15,6 +15,17 @@ States come from the instance-state topic (:meth:`InstanceDirectory.apply`) or f
   that arrive already stale are counted so skew or lag is visible. A state older than the one
   held is ignored (and counted).
 
+When the whole feed goes silent (``hold_when_silent``; no instance has sent a state for
+``staleness_s``: the broker or the collector is down, not every instance at once), silence is
+no evidence against any one instance: the last states stand (nothing turns stale, nothing is
+forgotten) until states flow again, and outlier ejection alone takes failing instances out
+(readmitting them when their backoff ends, as nothing can confirm their health).
+
+Outlier ejection (:mod:`lodestar.policy.ejection`) lives here too, so the gateway and the
+router apply it alike: whoever served or failed a request reports it (:meth:`InstanceDirectory.report`);
+an ejected instance is offered to policies as unhealthy until its backoff has ended and a
+healthy scrape taken since the ejection has arrived (:meth:`InstanceDirectory.candidates` readmits).
+
 Times: ``now_s`` is host monotonic seconds, ``wall_now_s`` the wall clock (epoch seconds).
 Event-loop only, not thread-safe.
 """
@@ -29,6 +40,7 @@ from datetime import datetime
 from typing import Protocol
 
 from lodestar.policy.contracts import InstanceView
+from lodestar.policy.ejection import EjectionPolicy, Ejections, classify
 from lodestar.policy.fleet import FleetState
 
 
@@ -86,16 +98,29 @@ class InstanceStatus:
     stale: bool
     age_s: float | None
     view: InstanceView | None
+    ejected: bool = False
 
 
 class InstanceDirectory:
     """Instances by id with their URL; candidates with the freshness rules applied.
-    Requires ``0 < staleness_s < remove_after_s`` (ValueError otherwise)."""
+    Requires ``0 < staleness_s < remove_after_s`` (ValueError otherwise). ``ejection``: the
+    outlier-ejection backoffs (default :class:`EjectionPolicy`); ``hold_when_silent``: keep the
+    last states while the whole feed is silent (see the module docstring)."""
 
-    def __init__(self, fleet: FleetState, staleness_s: float = 2.0, remove_after_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        fleet: FleetState,
+        staleness_s: float = 2.0,
+        remove_after_s: float = 30.0,
+        ejection: EjectionPolicy | None = None,
+        hold_when_silent: bool = False,
+    ) -> None:
         if not 0 < staleness_s < remove_after_s:
             raise ValueError(f"need 0 < staleness_s ({staleness_s}) < remove_after_s ({remove_after_s})")
         self.fleet = fleet
+        self.ejections = Ejections(ejection)
+        self.hold_when_silent = hold_when_silent
+        self._newest_state_at_s: float | None = None
         self.staleness_s = staleness_s
         self.remove_after_s = remove_after_s
         self.states_applied = 0
@@ -136,11 +161,16 @@ class InstanceDirectory:
         entry.hardware = state.hardware
         entry.scrape_healthy = state.healthy
         entry.state_at_s = taken_at
+        if self._newest_state_at_s is None or taken_at > self._newest_state_at_s:
+            self._newest_state_at_s = taken_at
         self.states_applied += 1
         return True
 
     def sweep(self, now_s: float) -> list[str]:
-        """Forget every non-static instance silent for ``remove_after_s``; returns their ids."""
+        """Forget every non-static instance silent for ``remove_after_s``; returns their ids
+        (none while the whole feed is silent and ``hold_when_silent``)."""
+        if self.feed_silent(now_s):
+            return []
         gone = [
             e.instance_id
             for e in self._entries.values()
@@ -149,7 +179,43 @@ class InstanceDirectory:
         for iid in gone:
             del self._entries[iid]
             self.fleet.remove_instance(iid)
+            self.ejections.forget(iid)
         return gone
+
+    def report(self, instance_id: str, error_class: str | None, now_s: float) -> float | None:
+        """The end of one attempt on ``instance_id``: ``error_class`` None for a success, else
+        the gateway's error class (``RequestOutcome.error_class``). Returns the ejection
+        backoff in seconds if this failure ejects the instance now, else None. Unknown
+        instances and errors that do not blame the instance change nothing."""
+        if instance_id not in self._entries:
+            return None
+        if error_class is None:
+            self.ejections.success(instance_id)
+            return None
+        kind = classify(error_class)
+        if kind is None:
+            return None
+        return self.ejections.failure(instance_id, kind, now_s)
+
+    def feed_silent(self, now_s: float) -> bool:
+        """True if ``hold_when_silent`` and no instance has sent a state for ``staleness_s``
+        (some instance did once)."""
+        newest = self._newest_state_at_s
+        return self.hold_when_silent and newest is not None and now_s - newest > self.staleness_s
+
+    def ejected_ids(self, now_s: float) -> list[str]:
+        """The instances ejected now (readmitting those whose time has come)."""
+        if not self.ejections.ejected_count():
+            return []
+        return [iid for iid in self._entries if self.is_ejected(iid, now_s)]
+
+    def is_ejected(self, instance_id: str, now_s: float) -> bool:
+        """Whether ``instance_id`` is ejected now (readmitting it if its time has come)."""
+        entry = self._entries.get(instance_id)
+        if entry is None:
+            return False
+        scraped_at = None if self.feed_silent(now_s) else entry.state_at_s  # silent: the backoff alone decides
+        return self.ejections.ejected(instance_id, now_s, scraped_at, entry.scrape_healthy)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -170,7 +236,7 @@ class InstanceDirectory:
     def candidates(self, model: str, now_s: float, exclude: Collection[str] = ()) -> list[InstanceView]:
         """The instances serving ``model`` minus ``exclude``, stale ones marked unhealthy."""
         out: list[InstanceView] = []
-        limit = self.staleness_s
+        limit = math.inf if self.feed_silent(now_s) else self.staleness_s
         for view in self.fleet.candidates(model, now_s):
             if exclude and view.instance_id in exclude:
                 continue
@@ -178,7 +244,7 @@ class InstanceDirectory:
             stale = view.state_age_s > limit and (
                 math.isfinite(view.state_age_s) or not self._is_static(view.instance_id)
             )
-            if stale and view.healthy:
+            if view.healthy and (stale or self.is_ejected(view.instance_id, now_s)):
                 view = dataclasses.replace(view, healthy=False)
             out.append(view)
         return out
@@ -207,6 +273,7 @@ class InstanceDirectory:
                     stale=age is not None and age > self.staleness_s,
                     age_s=age,
                     view=views.get(iid),
+                    ejected=self.is_ejected(iid, now_s),
                 )
             )
         return out
@@ -217,5 +284,7 @@ class InstanceDirectory:
 
     def _fresh_and_healthy(self, e: InstanceEntry, now_s: float) -> bool:
         if e.state_at_s is None:
-            return e.static
-        return e.scrape_healthy and now_s - e.state_at_s <= self.staleness_s
+            fresh = e.static
+        else:
+            fresh = e.scrape_healthy and (now_s - e.state_at_s <= self.staleness_s or self.feed_silent(now_s))
+        return fresh and not self.is_ejected(e.instance_id, now_s)

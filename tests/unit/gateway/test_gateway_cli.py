@@ -35,6 +35,19 @@ def _restore_logging() -> Iterator[None]:
         pytest.param(["--fallback-profile", "no-such"], {}, "invalid --fallback-profile", id="profile"),
         pytest.param([], {"LODESTAR_GATEWAY_INSTANCES": "[{}]"}, "invalid LODESTAR_GATEWAY_INSTANCES", id="inst"),
         pytest.param([], {"LODESTAR_GATEWAY_MAX_PROMPT_TOKENS": "999999"}, "invalid max_prompt_tokens", id="limit"),
+        pytest.param(
+            [], {"LODESTAR_GATEWAY_API_KEYS": "alice:lsk-raw-key-pasted"}, "needs the SHA-256 of the key", id="keys"
+        ),
+        pytest.param(
+            [], {"LODESTAR_GATEWAY_API_KEYS_FILE": "/nonexistent/keys"}, "LODESTAR_GATEWAY_API_KEYS_FILE", id="keyfile"
+        ),
+        pytest.param(
+            [],
+            {"LODESTAR_GATEWAY_KEY_LIMITS": '{"carol": {"rate_rps": 1}}'},
+            "limits for unknown keys: carol",
+            id="key-limits",
+        ),
+        pytest.param([], {"LODESTAR_GATEWAY_RATE_LIMIT_RPS": "0"}, "invalid rate_limit_rps", id="rate"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_option(args: list[str], env: dict[str, str], fragment: str) -> None:
@@ -42,6 +55,7 @@ def test_bad_settings_exit_2_naming_the_option(args: list[str], env: dict[str, s
     assert result.exit_code == 2, result.output
     assert fragment in result.output
     assert result.output.startswith("lodestar gateway:")
+    assert "lsk-raw-key-pasted" not in result.output  # a key pasted by mistake is never echoed
 
 
 def test_help_lists_the_options() -> None:
@@ -55,3 +69,19 @@ def test_duplicate_static_instances_are_refused() -> None:
     inst = {"instance_id": "a", "url": "http://a:1", "model": "m"}
     with pytest.raises(ValidationError, match="duplicate instance_id a"):
         GatewaySettings(instances=[inst, inst])
+
+
+def test_keys_new_and_hash_make_lines_the_gateway_accepts() -> None:
+    from lodestar_gateway.auth import KeyTable
+
+    made = RUNNER.invoke(build_app(), ["keys", "new", "svc-a"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    assert key.startswith("lsk-") and key not in made.stderr
+    line = made.stderr.strip().rsplit(" ", 1)[-1]
+    hashed = RUNNER.invoke(build_app(), ["keys", "hash", "svc-a"], input=key + "\n")
+    assert hashed.exit_code == 0 and hashed.stdout.strip() == line
+    assert KeyTable.parse([line], "test").identify(key) == "svc-a"
+    for args, stdin in ((["keys", "new", "bad name"], ""), (["keys", "hash", "a"], "\n")):
+        refused = RUNNER.invoke(build_app(), args, input=stdin)
+        assert refused.exit_code == 2 and "lodestar keys" in refused.output

@@ -90,6 +90,8 @@ def _error(kind: Kind, body: Any) -> GatewayError:
         ),
         ("missing prompt", "completion", {"model": "m"}, "prompt", "Field required"),
         ("prompt of floats", "completion", {"model": "m", "prompt": [1.5]}, "prompt", ""),
+        ("negative token id", "completion", {"model": "m", "prompt": [1, -1]}, "prompt", ""),  # found by fuzzing
+        ("token id over 32 bits", "completion", {"model": "m", "prompt": [[2**32]]}, "prompt", ""),
         ("empty prompt", "completion", {"model": "m", "prompt": ""}, "prompt", "cannot be empty"),
         ("empty prompt list", "completion", {"model": "m", "prompt": []}, "prompt", "cannot be empty"),
         ("empty token list in a batch", "completion", {"model": "m", "prompt": [[1, 2], []]}, "prompt", "empty"),
@@ -177,15 +179,38 @@ def test_expected_output_tokens(body: dict[str, Any], expected: int | None) -> N
     assert _parse("chat", {"model": "m", "messages": MSGS, **body}).expected_output_tokens == expected
 
 
-def test_non_stream_bodies_go_upstream_byte_for_byte() -> None:
-    raw = (
-        b'{"model":"m",  "messages":[{"role":"user","content":"hi","name":"bob"}],'
-        b'"temperature":0.25,"x_vendor":{"k":[1,2]}}'
-    )
-    assert parse_request("chat", raw, LIMITS).upstream_body == raw
+def test_client_streams_with_usage_go_upstream_byte_for_byte() -> None:
     raw = b'{"model": "m", "prompt": "hi", "stream": true, "stream_options": {"include_usage": true}, "seed": 3}'
     parsed = parse_request("completion", raw, LIMITS)
     assert (parsed.upstream_body, parsed.client_usage, parsed.stream) == (raw, True, True)
+
+
+@pytest.mark.parametrize("stream", [False, None])
+def test_non_stream_requests_go_upstream_as_streams_with_usage(stream: bool | None) -> None:
+    body: dict[str, Any] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi", "name": "bob"}],
+        "temperature": 0.25,
+        "x_vendor": {"k": [1, 2]},
+    }
+    if stream is not None:
+        body["stream"] = stream
+    parsed = _parse("chat", body)
+    assert (parsed.stream, parsed.client_usage) == (False, False)
+    sent = json.loads(parsed.upstream_body)
+    assert sent == {**body, "stream": True, "stream_options": {"include_usage": True}}
+
+
+def test_a_body_nested_too_deeply_is_a_400() -> None:
+    with pytest.raises(GatewayError) as err:
+        parse_request("chat", b"[" * 100_000 + b"]" * 100_000, LIMITS)  # json.loads: RecursionError
+    assert err.value.status == HTTPStatus.BAD_REQUEST and "nested too deeply" in err.value.message
+
+
+def test_stream_options_without_stream_are_refused_as_vllm_does() -> None:
+    with pytest.raises(GatewayError) as err:
+        _parse("chat", {"model": "m", "messages": MSGS, "stream_options": {"include_usage": True}})
+    assert err.value.param == "stream_options" and "stream=True" in err.value.message
 
 
 @pytest.mark.parametrize(

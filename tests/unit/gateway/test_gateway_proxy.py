@@ -51,7 +51,9 @@ async def test_whole_chat_response_and_its_outcome(emulated: EmulatedFleet) -> N
         out = await gw.outcome("my-req.1")
     assert (out.status, out.http_status, out.stream, out.completion_tokens, out.attempts) == ("ok", 200, False, 5, 1)
     assert out.instance_id in emulated.instances and out.policy == "least-request" and out.fallback
-    assert out.ttft_s is None and out.tpot_s is None and out.e2e_s > 0
+    # Upstream is always a stream: a whole response is timed like a stream.
+    assert out.ttft_s is not None and out.tpot_s is not None
+    assert 0 < out.ttft_s < out.e2e_s and out.tpot_s > 0
     assert out.prompt_tokens == data["usage"]["prompt_tokens"]  # same tokenizer, same template
 
 

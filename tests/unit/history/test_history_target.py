@@ -83,3 +83,31 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = HistorySettings()
     assert parse_target(settings).client_kwargs(None)["password"] == "pw"
     assert settings.retention_params() == {"retention_days": 7, "model_retention_days": 365}
+
+
+def test_mutual_tls_and_every_kwarg_is_a_parameter_of_clickhouse_connect() -> None:
+    import inspect
+
+    from clickhouse_connect.driver.httpclient import HttpClient
+
+    settings = HistorySettings(
+        clickhouse_dsn="https://lodestar@ch:8443/lodestar",
+        clickhouse_password=SecretStr("s3cret"),
+        clickhouse_ca_cert="/etc/ssl/ca.pem",
+        clickhouse_client_cert="/etc/ssl/client.pem",
+        clickhouse_client_key="/etc/ssl/client.key",
+        clickhouse_verify=False,
+    )
+    kwargs = parse_target(settings).client_kwargs("lodestar")
+    assert (kwargs["client_cert"], kwargs["client_cert_key"], kwargs["verify"]) == (
+        "/etc/ssl/client.pem", "/etc/ssl/client.key", False,
+    )  # fmt: skip
+    # get_client passes everything but interface/host/port/database/username/password/settings
+    # to the HTTP client: each must be one of its parameters.
+    accepted = set(inspect.signature(HttpClient.__init__).parameters)
+    passed = set(kwargs) - {"interface"}
+    assert passed <= accepted, passed - accepted
+    plain = parse_target(HistorySettings(clickhouse_dsn="http://ch:8123/x", clickhouse_ca_cert="/x")).client_kwargs(
+        None
+    )
+    assert not {"verify", "ca_cert", "client_cert"} & set(plain)  # TLS options only for https

@@ -16,7 +16,9 @@ MALFORMED: list[tuple[str, bytes | None, str | None]] = [
     ("json array", b"[1, 2]", None),
     ("missing version", b'{"instance_id": "x"}', "schema_version"),
     ("future version", b'{"schema_version": 99}', "schema_version"),
+    ("version a list", b'{"schema_version": [1]}', "schema_version"),  # unhashable: was a TypeError
     ("huge payload", b'{"schema_version": 1, "x": "' + b"a" * 9_000_000 + b'"}', None),
+    ("deeply nested", b"[" * 100_000 + b"]" * 100_000, None),  # json.loads: RecursionError
 ]
 
 

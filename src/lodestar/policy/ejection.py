@@ -1,0 +1,190 @@
+"""Outlier ejection (passive health checking), as Envoy's outlier detection does it.
+
+An instance that fails a request in a way that blames the instance, not the request, is
+*ejected*: the instance directory offers it to policies as unhealthy, so no policy picks it. The
+ejection lasts a backoff that doubles with each repeated ejection (``base_s``, 2×, 4×, …, capped
+at ``max_s``); the instance is *readmitted* at the first check after the backoff ended at which
+its scraped state is healthy and was taken after the ejection began (fresh evidence). An
+instance nothing scrapes (a static instance never scraped) is readmitted when the backoff ends.
+A failure more than ``reset_after_s`` after the last readmission starts the backoff over at
+``base_s``; an earlier one is a repeat and doubles it.
+
+Which failures count (:class:`FailureKind`, from the gateway's error classes by
+:func:`classify`): connection failures, broken responses and deadlines eject at once; 5xx
+answers eject after ``consecutive_server_errors`` of them without a success in between (one
+500 may be the request's fault; a run of them is the instance's). Anything else — success,
+4xx, client cancellations — is no evidence against the instance. Failures reported while an
+instance is ejected (requests that were already in flight) change nothing.
+
+The gateway (its own failures) and the router (the gateway's ``failed`` feedback) each keep one
+:class:`Ejections`, inside their :class:`~lodestar.policy.directory.InstanceDirectory`.
+Times are host monotonic seconds. Pure and event-loop only (not thread-safe).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FailureKind(StrEnum):
+    CONNECT = "connect"  # refused, connect timeout, closed before answering
+    BROKEN = "broken"  # the connection broke mid-response, or a stream ended without [DONE]
+    TIMEOUT = "timeout"  # first-token, idle or response deadline
+    SERVER_ERROR = "server_error"  # a 5xx answer (or an error event inside a stream)
+
+
+#: The gateway's error classes (``RequestOutcome.error_class``, feedback ``error``) that blame the instance.
+_KINDS: dict[str, FailureKind] = {
+    "upstream_connect": FailureKind.CONNECT,
+    "upstream_disconnected": FailureKind.BROKEN,
+    "upstream_incomplete": FailureKind.BROKEN,
+    "first_token_timeout": FailureKind.TIMEOUT,
+    "idle_timeout": FailureKind.TIMEOUT,
+    "response_timeout": FailureKind.TIMEOUT,
+    "upstream_stream_error": FailureKind.SERVER_ERROR,
+}
+_UPSTREAM_5XX = re.compile(r"upstream_5\d\d")
+
+
+def classify(error_class: str | None) -> FailureKind | None:
+    """The failure kind of a gateway error class; None for success and for errors that are
+    no evidence against the instance (4xx, cancellations, the gateway's own faults)."""
+    if error_class is None:
+        return None
+    kind = _KINDS.get(error_class)
+    if kind is None and _UPSTREAM_5XX.fullmatch(error_class):
+        return FailureKind.SERVER_ERROR
+    return kind
+
+
+@dataclass(frozen=True)
+class EjectionPolicy:
+    """Backoff ``min(base_s × multiplier^(n−1), max_s)`` for the n-th ejection in a row.
+    ValueError unless ``0 < base_s <= max_s``, ``multiplier >= 1``, ``reset_after_s >= 0``
+    and ``consecutive_server_errors >= 1``."""
+
+    base_s: float = 1.0
+    max_s: float = 30.0
+    multiplier: float = 2.0
+    reset_after_s: float = 60.0
+    consecutive_server_errors: int = 5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.base_s <= self.max_s and math.isfinite(self.max_s)):
+            raise ValueError(f"need 0 < base_s ({self.base_s}) <= max_s ({self.max_s}) < inf")
+        if self.multiplier < 1:
+            raise ValueError(f"multiplier must be >= 1, got {self.multiplier}")
+        if self.reset_after_s < 0:
+            raise ValueError(f"reset_after_s must be >= 0, got {self.reset_after_s}")
+        if self.consecutive_server_errors < 1:
+            raise ValueError(f"consecutive_server_errors must be >= 1, got {self.consecutive_server_errors}")
+
+    def backoff_s(self, level: int) -> float:
+        """The ejection time of the ``level``-th ejection in a row (``level >= 1``)."""
+        return min(self.base_s * self.multiplier ** (level - 1), self.max_s)
+
+
+@dataclass(slots=True)
+class _Record:
+    level: int = 0  # ejections in a row
+    ejected_at_s: float | None = None  # None: admitted
+    until_s: float = 0.0
+    readmitted_at_s: float | None = None
+    server_errors: int = 0  # consecutive 5xx since the last success or ejection
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EjectionStatus:
+    """One instance's ejection state for metrics and admin views. ``remaining_s`` is 0 when
+    the backoff is over but the instance waits for a healthy scrape."""
+
+    instance_id: str
+    ejected: bool
+    level: int
+    remaining_s: float
+    reason: str
+
+
+@dataclass
+class EjectionCounters:
+    ejections: int = 0
+    readmissions: int = 0
+    ignored_while_ejected: int = 0
+
+
+class Ejections:
+    """Ejection state of every instance that ever failed. See the module docstring."""
+
+    def __init__(self, policy: EjectionPolicy | None = None) -> None:
+        self.policy = policy or EjectionPolicy()
+        self.counters = EjectionCounters()
+        self._records: dict[str, _Record] = {}
+        self._n_ejected = 0
+
+    def failure(self, instance_id: str, kind: FailureKind, now_s: float) -> float | None:
+        """Count one failure of ``kind``; the backoff in seconds if it ejects the instance now,
+        else None (below the 5xx threshold, or already ejected)."""
+        rec = self._records.get(instance_id)
+        if rec is None:
+            rec = self._records[instance_id] = _Record()
+        if rec.ejected_at_s is not None:
+            self.counters.ignored_while_ejected += 1
+            return None
+        if kind is FailureKind.SERVER_ERROR:
+            rec.server_errors += 1
+            if rec.server_errors < self.policy.consecutive_server_errors:
+                return None
+        if rec.readmitted_at_s is None or now_s - rec.readmitted_at_s > self.policy.reset_after_s:
+            rec.level = 0
+        rec.level += 1
+        backoff = self.policy.backoff_s(rec.level)
+        rec.ejected_at_s, rec.until_s = now_s, now_s + backoff
+        rec.server_errors = 0
+        rec.reason = kind.value
+        self.counters.ejections += 1
+        self._n_ejected += 1
+        return backoff
+
+    def success(self, instance_id: str) -> None:
+        """A request served: the run of 5xx answers (if any) is broken."""
+        rec = self._records.get(instance_id)
+        if rec is not None:
+            rec.server_errors = 0
+
+    def ejected(self, instance_id: str, now_s: float, scraped_at_s: float | None, scraped_healthy: bool) -> bool:
+        """Whether ``instance_id`` is ejected at ``now_s``, readmitting it if it may be.
+
+        ``scraped_at_s``: host time its latest scraped state was taken (None if it was never
+        scraped); ``scraped_healthy``: what that state says."""
+        rec = self._records.get(instance_id)
+        if rec is None or rec.ejected_at_s is None:
+            return False
+        if now_s < rec.until_s:
+            return True
+        if scraped_at_s is not None and not (scraped_healthy and scraped_at_s >= rec.ejected_at_s):
+            return True  # the backoff is over, but no healthy scrape since the ejection yet
+        rec.ejected_at_s = None
+        rec.readmitted_at_s = now_s
+        self.counters.readmissions += 1
+        self._n_ejected -= 1
+        return False
+
+    def forget(self, instance_id: str) -> None:
+        rec = self._records.pop(instance_id, None)
+        if rec is not None and rec.ejected_at_s is not None:
+            self._n_ejected -= 1
+
+    def status(self, instance_id: str, now_s: float) -> EjectionStatus:
+        """Without readmitting (call :meth:`ejected` for that)."""
+        rec = self._records.get(instance_id)
+        if rec is None or rec.ejected_at_s is None:
+            return EjectionStatus(instance_id, False, rec.level if rec else 0, 0.0, "")
+        return EjectionStatus(instance_id, True, rec.level, max(0.0, rec.until_s - now_s), rec.reason)
+
+    def ejected_count(self) -> int:
+        """Instances ejected now, or whose backoff ended but who were not readmitted yet."""
+        return self._n_ejected

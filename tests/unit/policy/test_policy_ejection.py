@@ -1,0 +1,159 @@
+"""Outlier ejection state machine: which failures eject, the doubling capped backoff, the reset
+after a quiet period, readmission only with a healthy scrape taken after the ejection, failures
+while ejected ignored, 5xx runs, forgetting, and the error-class mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from lodestar.policy.ejection import EjectionPolicy, Ejections, FailureKind, classify
+
+T0 = 1000.0
+A = "a10g-0"
+
+
+def _ejections(**kw: float) -> Ejections:
+    return Ejections(EjectionPolicy(**kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error_class", "kind"),
+    [
+        pytest.param("upstream_connect", FailureKind.CONNECT, id="refused"),
+        pytest.param("upstream_disconnected", FailureKind.BROKEN, id="mid-stream-break"),
+        pytest.param("upstream_incomplete", FailureKind.BROKEN, id="no-done"),
+        pytest.param("first_token_timeout", FailureKind.TIMEOUT, id="stalled"),
+        pytest.param("idle_timeout", FailureKind.TIMEOUT, id="idle"),
+        pytest.param("response_timeout", FailureKind.TIMEOUT, id="whole-response"),
+        pytest.param("upstream_500", FailureKind.SERVER_ERROR, id="500"),
+        pytest.param("upstream_503", FailureKind.SERVER_ERROR, id="503"),
+        pytest.param("upstream_stream_error", FailureKind.SERVER_ERROR, id="error-event"),
+        pytest.param(None, None, id="ok"),
+        pytest.param("upstream_400", None, id="4xx-is-the-request"),
+        pytest.param("upstream_5000", None, id="not-a-status"),
+        pytest.param("client_disconnected", None, id="client"),
+        pytest.param("cancelled", None, id="cancelled"),
+        pytest.param("internal:KeyError", None, id="gateway-bug"),
+        pytest.param("retried", None, id="router-bookkeeping"),
+    ],
+)
+def test_classify(error_class: str | None, kind: FailureKind | None) -> None:
+    assert classify(error_class) is kind
+
+
+@pytest.mark.parametrize(
+    ("policy", "levels", "expected_s"),
+    [
+        pytest.param({}, [1, 2, 3, 4, 5, 6, 7], [1, 2, 4, 8, 16, 30, 30], id="default-doubles-to-30"),
+        pytest.param({"base_s": 0.5, "max_s": 3.0}, [1, 2, 3, 4], [0.5, 1, 2, 3], id="small-cap"),
+        pytest.param({"multiplier": 1.0}, [1, 5], [1, 1], id="constant"),
+    ],
+)
+def test_backoff_doubles_and_is_capped(policy: dict[str, float], levels: list[int], expected_s: list[float]) -> None:
+    p = EjectionPolicy(**policy)  # type: ignore[arg-type]
+    assert [p.backoff_s(n) for n in levels] == pytest.approx(expected_s)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"base_s": 0.0},
+        {"base_s": 5.0, "max_s": 1.0},
+        {"max_s": float("inf")},
+        {"multiplier": 0.5},
+        {"reset_after_s": -1.0},
+        {"consecutive_server_errors": 0},
+    ],
+)
+def test_invalid_policies_are_refused(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        EjectionPolicy(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", [FailureKind.CONNECT, FailureKind.BROKEN, FailureKind.TIMEOUT])
+def test_one_connection_failure_ejects_at_once(kind: FailureKind) -> None:
+    e = _ejections()
+    assert e.failure(A, kind, T0) == 1.0
+    assert e.ejected(A, T0, T0 - 0.1, True)
+    assert e.ejected(A, T0 + 0.99, T0 + 0.9, True)
+    assert not e.ejected("other", T0, T0, True)
+    st = e.status(A, T0 + 0.25)
+    assert (st.ejected, st.level, st.reason) == (True, 1, kind.value)
+    assert st.remaining_s == pytest.approx(0.75)
+    assert e.ejected_count() == 1 and e.counters.ejections == 1
+
+
+@pytest.mark.parametrize(
+    ("scraped_at_s", "scraped_healthy", "readmitted"),
+    [
+        pytest.param(T0 + 0.8, True, True, id="healthy-scrape-after-ejection"),
+        pytest.param(T0, True, True, id="scrape-at-the-ejection-instant"),
+        pytest.param(T0 - 0.1, True, False, id="healthy-but-taken-before-ejection"),
+        pytest.param(T0 + 0.8, False, False, id="scrape-says-unhealthy"),
+        pytest.param(None, False, True, id="never-scraped-static"),
+    ],
+)
+def test_readmission_needs_the_backoff_over_and_a_fresh_healthy_scrape(
+    scraped_at_s: float | None, scraped_healthy: bool, readmitted: bool
+) -> None:
+    e = _ejections()
+    e.failure(A, FailureKind.BROKEN, T0)
+    assert e.ejected(A, T0 + 0.5, scraped_at_s, scraped_healthy)  # never before the backoff ends
+    assert e.ejected(A, T0 + 1.0, scraped_at_s, scraped_healthy) is not readmitted
+    assert e.counters.readmissions == int(readmitted)
+    assert e.ejected_count() == int(not readmitted)
+    if not readmitted:  # held until the evidence arrives
+        st = e.status(A, T0 + 5.0)
+        assert st.ejected and st.remaining_s == 0.0
+        assert not e.ejected(A, T0 + 5.0, T0 + 4.9, True)
+
+
+def test_repeated_ejections_double_then_a_quiet_period_starts_over() -> None:
+    e = _ejections(base_s=1.0, max_s=4.0, reset_after_s=60.0)
+    now, backoffs = T0, []
+    for _ in range(4):
+        backoff = e.failure(A, FailureKind.CONNECT, now)
+        assert backoff is not None
+        backoffs.append(backoff)
+        now += backoff
+        assert not e.ejected(A, now, now, True)  # readmitted at the end of each backoff
+        now += 1.0  # fails again soon after readmission: a repeat
+    assert backoffs == [1.0, 2.0, 4.0, 4.0]
+    assert e.status(A, now).level == 4
+    assert e.failure(A, FailureKind.CONNECT, now + 61.0) == 1.0  # quiet for longer than reset_after_s
+    assert e.status(A, now + 61.0).level == 1
+
+
+def test_failures_while_ejected_are_ignored() -> None:
+    e = _ejections()
+    assert e.failure(A, FailureKind.CONNECT, T0) == 1.0
+    for k in range(5):  # the other requests in flight to the same instance fail too
+        assert e.failure(A, FailureKind.BROKEN, T0 + 0.1 * k) is None
+    assert e.counters.ejections == 1 and e.counters.ignored_while_ejected == 5
+    assert not e.ejected(A, T0 + 1.0, T0 + 1.0, True)
+    assert e.failure(A, FailureKind.CONNECT, T0 + 1.5) == 2.0  # not stretched by the ignored ones
+
+
+def test_server_errors_eject_after_a_run_that_a_success_breaks() -> None:
+    e = _ejections(consecutive_server_errors=3)
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
+    e.success(A)
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
+    assert not e.ejected(A, T0, T0, True)
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0) == 1.0
+    assert e.ejected(A, T0, T0, True)
+    assert e.status(A, T0).reason == "server_error"
+    e.success("never-failed")  # harmless
+
+
+def test_forget_drops_the_state_and_the_count() -> None:
+    e = _ejections()
+    e.failure(A, FailureKind.CONNECT, T0)
+    e.forget(A)
+    e.forget("unknown")
+    assert e.ejected_count() == 0
+    assert not e.ejected(A, T0, None, True)
+    assert e.status(A, T0).level == 0
+    assert e.failure(A, FailureKind.CONNECT, T0 + 0.1) == 1.0  # a new instance under the same id
