@@ -2,8 +2,10 @@
 
 ``lodestar bench run TARGET --url URL`` sends the workload at its arrival times (streaming)
 and prints TTFT/TPOT/E2E, throughput and errors; ``lodestar bench plot A.json B.json --out DIR``
-draws saved runs side by side. Bad input prints one ``error:`` line and exits with status 2;
-a run in which every request failed exits with status 1 after its report.
+draws saved runs side by side; ``lodestar bench compare`` runs peer routers and Lodestar live
+on the same emulated fleet (:mod:`lodestar.bench.compare`). Bad input prints one ``error:``
+line and exits with status 2; a run in which every request failed exits with status 1 after
+its report.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
+
+from lodestar.bench.compare import cli as compare_cli
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +36,7 @@ def build() -> typer.Typer:
     app = typer.Typer(help="Load generator: replay a workload against OpenAI-compatible servers.", no_args_is_help=True)
     app.command("run")(run)
     app.command("plot")(plot)
+    app.command("compare")(compare_cli.compare)
     return app
 
 

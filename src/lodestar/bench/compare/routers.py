@@ -1,0 +1,158 @@
+"""Starting the routers under test.
+
+Peers: :func:`lodestar.peers.launch.start_peer` (pinned wheel in its own venv, ready when it
+counts every worker healthy). Lodestar: a :class:`~lodestar.localinfra.stack.Stack` as ``lodestar
+up`` runs it (broker, emulator, collector, router, trainer, gateway; no history service, which
+is off the data path) on free ports under its own name, so it can coexist with a ``lodestar up``.
+What a Lodestar run reports besides latencies: the gateway's local fallbacks (decisions the
+router did not make in time) and the router's model (``GET /v1/model``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from lodestar.cluster.spec import ClusterSpec
+from lodestar.emulator.server import free_port_block
+from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.process import ManagedProcess
+from lodestar.localinfra.settings import LocalInfraSettings
+from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
+from lodestar.peers.catalog import peer_spec
+from lodestar.peers.launch import PeerLaunch, PeerRouter, start_peer
+
+from .emulator import EMULATOR_NICE, ROUTER_NICE, healthy, prioritize
+
+
+def start_peer_router(router: str, policy: str, workers: list[str], local: LocalInfraSettings) -> PeerRouter:
+    launch = PeerLaunch(peer_spec(router), policy, tuple(workers), port=free_port(), log_level="warning")
+    started = start_peer(launch, local, timeout_s=90.0)
+    prioritize(started.pid, ROUTER_NICE)
+    return started
+
+
+class LodestarStack:
+    """A Lodestar stack for one or two runs (cold; or warm-up then measured)."""
+
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        profile: str,
+        time_scale: float,
+        local: LocalInfraSettings,
+        extra_env: dict[str, str],
+    ) -> None:
+        base = free_port_block(len(cluster.instances()))
+        ports = StackPorts(
+            broker=free_port(),
+            gateway=free_port(),
+            router=free_port(),
+            router_admin=free_port(),
+            collector=free_port(),
+            trainer=free_port(),
+            history=free_port(),
+            emulator_base=base,
+        )
+        tag = uuid.uuid4().hex[:6]
+        config = StackConfig(
+            cluster=cluster,
+            ports=ports,
+            name=f"compare-{tag}",
+            time_scale=time_scale,
+            profile=profile,
+            topic_prefix=f"compare{tag}.",
+            history=False,
+            extra_env=extra_env,
+        )
+        self.stack = Stack(config, local)
+
+    @property
+    def gateway_url(self) -> str:
+        url = self.stack.component("gateway").url
+        assert url is not None
+        return url
+
+    @property
+    def router_url(self) -> str:
+        url = self.stack.component("router").url
+        assert url is not None
+        return url
+
+    @property
+    def instance_urls(self) -> list[str]:
+        return list(self.stack.instance_urls().values())
+
+    @property
+    def emulator(self) -> ManagedProcess:
+        return self.stack.component("emulator").process
+
+    def start(self) -> None:
+        self.stack.start()
+        for comp in self.stack.components:
+            prioritize(comp.process.pid(), ROUTER_NICE if comp.name != "emulator" else EMULATOR_NICE)
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def restart_emulator(self) -> None:
+        """A new emulator process on the same ports (cold KV cache, counters at zero); the
+        collector keeps scraping the same URLs, router and trainer keep running."""
+        self.emulator.stop()
+        urls = self.instance_urls
+        prioritize(self.emulator.start(ready=lambda: all(healthy(u) for u in urls), timeout_s=120.0))
+
+    def restart_router(self) -> None:
+        """A new router process on the same port: its prefix index and live statistics start
+        empty (they described the old emulator's caches), while the model comes back from the
+        broker (the router reads the model topic from the earliest offset) — the trainer, its
+        learned state, the collector and the gateway keep running."""
+        comp = self.stack.component("router")
+        comp.process.stop()
+        prioritize(comp.process.start(ready=comp.ready, timeout_s=comp.timeout_s), ROUTER_NICE)
+
+    def model(self) -> dict[str, Any]:
+        """The router's ``GET /v1/model`` (``{}`` if it does not answer)."""
+        try:
+            body = httpx.get(f"{self.router_url}/v1/model", timeout=5.0).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def wait_for_model(
+        self, timeout_s: float, min_version: int = 0, sleep: Callable[[float], None] = time.sleep
+    ) -> dict[str, Any]:
+        """Poll until the router decides with a model (``confident``) of at least ``min_version``
+        or ``timeout_s`` passes; the last ``GET /v1/model`` either way."""
+
+        def done(info: dict[str, Any]) -> bool:
+            return bool(info.get("confident")) and int(info.get("active_version") or 0) >= min_version
+
+        deadline = time.monotonic() + timeout_s
+        info = self.model()
+        while not done(info) and time.monotonic() < deadline:
+            sleep(1.0)
+            info = self.model()
+        return info
+
+    def fallbacks(self) -> dict[str, float]:
+        """``lodestar_gateway_fallbacks_total`` by reason (local decisions: the router was late or down)."""
+        try:
+            text = httpx.get(f"{self.gateway_url}/metrics", timeout=5.0).text
+        except httpx.HTTPError:
+            return {}
+        return parse_fallbacks(text)
+
+
+def parse_fallbacks(metrics_text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("lodestar_gateway_fallbacks_total{"):
+            labels, value = line.rsplit(" ", 1)
+            reason = labels.split('"')[1] if '"' in labels else "?"
+            out[reason] = out.get(reason, 0.0) + float(value)
+    return out
