@@ -68,10 +68,12 @@ class RouterClient:
         cooldown_s: float = 1.0,
         metrics: GatewayMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timeout_per_1k_tokens_s: float = 0.0,
     ) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + "/v1/route"
         self.timeout_s = timeout_s
+        self.timeout_per_1k_tokens_s = timeout_per_1k_tokens_s
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self.metrics = metrics
@@ -84,20 +86,27 @@ class RouterClient:
         """True while the router is skipped."""
         return self.clock() < self._skip_until
 
+    def budget_s(self, prompt_tokens: int) -> float:
+        """Time allowed for one route call: the base budget plus an allowance per 1,000 prompt
+        tokens. A long prompt's body (its block hashes) and the router's prefix lookup grow with
+        it, and so does what a blind fallback choice can cost (seconds of uncached prefill)."""
+        return self.timeout_s + self.timeout_per_1k_tokens_s * prompt_tokens / 1000.0
+
     async def route(self, request: RouteRequest) -> RouteResponse:
         """The router's answer; RouterUnavailableError with the reason otherwise."""
         if self.open:
             raise RouterUnavailableError("circuit_open")
+        budget = self.budget_s(request.prompt_tokens)
         t0 = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(budget):
                 response = await self.client.request("POST", self.url, request.model_dump_json().encode(), _JSON)
                 try:
                     content = await response.read()
                 finally:
                     response.close()
         except TimeoutError:
-            raise self._failed("timeout", t0, f"no answer in {self.timeout_s * 1000:.0f} ms") from None
+            raise self._failed("timeout", t0, f"no answer in {budget * 1000:.0f} ms") from None
         except HttpError as exc:
             raise self._failed("connect", t0, f"{type(exc).__name__}: {exc}") from None
         status = response.status

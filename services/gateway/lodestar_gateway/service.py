@@ -86,6 +86,7 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
             settings.router_failure_threshold,
             settings.router_cooldown_s,
             metrics,
+            timeout_per_1k_tokens_s=settings.route_timeout_per_1k_tokens_s,
         )
         feedback = FeedbackQueue(
             router_http,

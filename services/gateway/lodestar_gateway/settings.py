@@ -58,6 +58,11 @@ class GatewaySettings(BaseSettings):
         default="http://127.0.0.1:8091", description="the router's base URL; empty: always decide locally"
     )
     route_timeout_s: PositiveSeconds = Field(default=0.05, description="budget of one POST /v1/route")
+    route_timeout_per_1k_tokens_s: float = Field(
+        default=0.005,
+        ge=0.0,
+        description="extra route budget per 1,000 prompt tokens (bigger bodies; seconds of prefill at stake)",
+    )
     router_failure_threshold: int = Field(
         default=3, ge=1, description="consecutive router timeouts/connection errors before it is skipped"
     )

@@ -73,6 +73,37 @@ async def http_server(answer: bytes | None) -> AsyncIterator[tuple[str, list[int
 
 
 @asynccontextmanager
+async def slow_server(answer: bytes, delay_s: float) -> AsyncIterator[str]:
+    """A local HTTP endpoint that answers every request with ``answer`` after ``delay_s``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            await asyncio.sleep(delay_s)
+            writer.write(answer)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+@asynccontextmanager
 async def client_for_router() -> AsyncIterator[HttpClient]:
     client = HttpClient(connect_timeout_s=1.0)
     try:
@@ -188,3 +219,27 @@ async def test_requests_are_served_while_the_router_hangs(emulated: EmulatedFlee
     # three timeouts open the circuit (threshold 3); the fourth request skips the router
     assert 'lodestar_gateway_fallbacks_total{reason="timeout"} 3.0' in metrics
     assert 'lodestar_gateway_fallbacks_total{reason="circuit_open"} 1.0' in metrics
+
+
+def test_the_route_budget_grows_with_the_prompt() -> None:
+    router = RouterClient(HttpClient(connect_timeout_s=1.0), "http://r", 0.05, timeout_per_1k_tokens_s=0.005)
+    assert router.budget_s(40) == pytest.approx(0.0502)
+    assert router.budget_s(30_000) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(("prompt_tokens", "via_router"), [(40, False), (60_000, True)])
+async def test_a_long_prompt_waits_longer_for_the_router(prompt_tokens: int, via_router: bool) -> None:
+    body = (
+        b'{"decision_id": "r-1", "instance_id": "h100-0", "url": "http://h100:8000", "policy": "lodestar",'
+        b' "model_version": 3}'
+    )
+    request = RouteRequest(request_id="r-1", model=MODEL, prompt_tokens=prompt_tokens, block_hashes=[1, 2])
+    async with slow_server(_response("200 OK", body), delay_s=0.15) as url, client_for_router() as client:
+        fleet = LocalFleet()
+        fleet.add_static("h100-0", "http://h100:8000", MODEL)
+        metrics = GatewayMetrics()
+        router = RouterClient(client, url, 0.05, metrics=metrics, timeout_per_1k_tokens_s=0.005)
+        policy = build_policy(resolve_profile("least-request"), full_registry(), seed=0)
+        route = await Routing(router, fleet, policy, metrics).route(request)
+    assert route.via_router is via_router
+    assert route.fallback_reason == (None if via_router else "timeout")
