@@ -99,3 +99,14 @@ async def run_until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> N
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (``uvicorn[standard]``), else asyncio's
+    (``None`` for :class:`asyncio.Runner`). Services on the request path run on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

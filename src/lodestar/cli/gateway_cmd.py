@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import resource
-from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging
+from lodestar.serving import event_loop_factory
 
 _OPTION_OF = {
     "host": "--host",
@@ -92,20 +92,10 @@ def gateway(
         _fail(f"invalid API keys or limits: {exc}")
     _raise_open_files_limit()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve(service))
     except PortInUseError as exc:
         _fail(str(exc), code=1)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (``uvicorn[standard]``), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def _raise_open_files_limit() -> None:

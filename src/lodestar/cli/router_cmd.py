@@ -19,6 +19,7 @@ from pydantic_settings import SettingsError
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging
 from lodestar.policy.profile_spec import ProfileError
+from lodestar.serving import event_loop_factory
 
 _OPTION_OF = {
     "host": "--host",
@@ -86,7 +87,8 @@ def router(
     except ProfileError as exc:
         _fail(f"invalid --profile: {exc}")
     try:
-        asyncio.run(serve(service))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(service))
     except PortInUseError as exc:
         _fail(str(exc), code=1)
 
