@@ -91,8 +91,15 @@ def main() -> None:
     ]
     started = time.time()
     print(f"{len(jobs)} simulations, {args.jobs} at a time; load average {os.getloadavg()[0]:.1f}")
+    partial = args.json.with_suffix(".partial.jsonl")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text("")
+    results: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(_run, jobs))
+        for row in pool.map(_run, jobs):  # in job order; each row kept as it lands
+            results.append(row)
+            with partial.open("a") as f:
+                f.write(json.dumps(row) + "\n")
     lines: list[str] = []
     summary: list[dict[str, Any]] = []
     for cluster in args.clusters.split(","):
