@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lodestar.policy.directory import check_directory_settings
 from lodestar.tokenizer import BLOCK_SIZE
 from lodestar_schemas.router_api import MAX_BLOCKS
 
@@ -139,16 +140,11 @@ class GatewaySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewaySettings:
-        if self.remove_after_s <= self.staleness_s:
-            raise ValueError(
-                f"remove_after_s ({self.remove_after_s}) must be greater than staleness_s ({self.staleness_s})"
-            )
-        if self.ejection_max_s < self.ejection_base_s:
-            raise ValueError(
-                f"ejection_max_s ({self.ejection_max_s}) must be >= ejection_base_s ({self.ejection_base_s})"
-            )
-        ids = [i.instance_id for i in self.instances]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"instances: duplicate instance_id {', '.join(dupes)}")
+        check_directory_settings(
+            self.staleness_s,
+            self.remove_after_s,
+            self.ejection_base_s,
+            self.ejection_max_s,
+            [i.instance_id for i in self.instances],
+        )
         return self

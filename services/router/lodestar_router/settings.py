@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lodestar.policy.directory import check_directory_settings
+
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -65,16 +67,11 @@ class RouterSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> RouterSettings:
-        if self.remove_after_s <= self.staleness_s:
-            raise ValueError(
-                f"remove_after_s ({self.remove_after_s}) must be greater than staleness_s ({self.staleness_s})"
-            )
-        if self.ejection_max_s < self.ejection_base_s:
-            raise ValueError(
-                f"ejection_max_s ({self.ejection_max_s}) must be >= ejection_base_s ({self.ejection_base_s})"
-            )
-        ids = [i.instance_id for i in self.instances]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"instances: duplicate instance_id {', '.join(dupes)}")
+        check_directory_settings(
+            self.staleness_s,
+            self.remove_after_s,
+            self.ejection_base_s,
+            self.ejection_max_s,
+            [i.instance_id for i in self.instances],
+        )
         return self

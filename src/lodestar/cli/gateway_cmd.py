@@ -41,7 +41,12 @@ def gateway(
     router_url: Annotated[
         str | None, typer.Option(help="the router's base URL; '' decides locally [http://127.0.0.1:8091]")
     ] = None,
-    route_timeout: Annotated[float | None, typer.Option(help="seconds the router may take per request [0.05]")] = None,
+    route_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="base seconds the router may take per request, plus ROUTE_TIMEOUT_PER_1K_TOKENS_S per 1k prompt tokens [0.05]"
+        ),
+    ] = None,
     fallback_profile: Annotated[
         str | None, typer.Option(help="local policy when the router fails: a profile name or YAML path [least-request]")
     ] = None,

@@ -288,3 +288,17 @@ class InstanceDirectory:
         else:
             fresh = e.scrape_healthy and (now_s - e.state_at_s <= self.staleness_s or self.feed_silent(now_s))
         return fresh and not self.is_ejected(e.instance_id, now_s)
+
+
+def check_directory_settings(
+    staleness_s: float, remove_after_s: float, ejection_base_s: float, ejection_max_s: float, instance_ids: list[str]
+) -> None:
+    """The consistency rules of an instance directory's settings, shared by the gateway and the
+    router: ValueError naming the setting otherwise."""
+    if remove_after_s <= staleness_s:
+        raise ValueError(f"remove_after_s ({remove_after_s}) must be greater than staleness_s ({staleness_s})")
+    if ejection_max_s < ejection_base_s:
+        raise ValueError(f"ejection_max_s ({ejection_max_s}) must be >= ejection_base_s ({ejection_base_s})")
+    dupes = sorted({i for i in instance_ids if instance_ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"instances: duplicate instance_id {', '.join(dupes)}")
