@@ -43,9 +43,7 @@ def gateway(
     ] = None,
     route_timeout: Annotated[
         float | None,
-        typer.Option(
-            help="base seconds the router may take per request, plus ROUTE_TIMEOUT_PER_1K_TOKENS_S per 1k prompt tokens [0.05]"
-        ),
+        typer.Option(help="base seconds per route call (+ ROUTE_TIMEOUT_PER_1K_TOKENS_S per 1k prompt tokens) [0.05]"),
     ] = None,
     fallback_profile: Annotated[
         str | None, typer.Option(help="local policy when the router fails: a profile name or YAML path [least-request]")
