@@ -6,8 +6,11 @@ and P99 TTFT. ``estimated-ttft`` (which is told the hardware) is shown as a refe
     .venv/bin/python benchmarks/policy_matrix.py [--clusters hetero-mix8,homo-h100x8]
         [--traces mooncake-conversation,azure-conv] [--loads 0.6,0.85] [--seeds 3]
         [--duration SECONDS] [--jobs 2] [--json out/benchmarks/policy_matrix.json]
+        [--reuse EARLIER.json [--reuse-policies a,b]]
 
-Every run starts cold (the learned policy's fallback decides until its first model is
+``--reuse`` takes the rows of the named policies (default: every baseline) from an earlier
+run's JSON with the same slice instead of simulating them again — for when only the learned
+policy changed. Every run starts cold (the learned policy's fallback decides until its first model is
 confident), with the live trainer's cadence (5 s) and publish delay (1 s). Prints one table per
 configuration and a summary of ratios; writes JSON (and markdown next to it).
 """
@@ -63,6 +66,17 @@ def _run(job: tuple[str, str, float, float | None, str, int]) -> dict[str, Any]:
     }
 
 
+def _reusable(path: Path, policies: set[str]) -> dict[tuple[str, str, float, float | None, str, int], dict[str, Any]]:
+    """Rows of an earlier run (its JSON) for ``policies``, by job; the slice must match."""
+    data = json.loads(path.read_text())
+    duration = data["meta"]["args"].get("duration")
+    out = {}
+    for r in data["runs"]:
+        if r["policy"] in policies:
+            out[(r["cluster"], r["trace"], float(r["load"]), duration, r["policy"], int(r["seed"]))] = r
+    return out
+
+
 def _agg(rows: list[dict[str, Any]], key: str) -> tuple[float, float]:
     vals = np.array([r[key] for r in rows], dtype=float)
     return float(vals.mean()), float(vals.std())
@@ -78,6 +92,13 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join((*PUBLISHED, *REFERENCE, LEARNED)))
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", type=Path, default=Path("out/benchmarks/policy_matrix.json"))
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="take rows of --reuse-policies from this earlier JSON instead of rerunning",
+    )
+    parser.add_argument("--reuse-policies", default=",".join((*PUBLISHED, *REFERENCE)))
     args = parser.parse_args()
     policies = args.policies.split(",")
     deterministic = {"least-request", "least-kv", "sglang-cache-aware", "dynamo-kv", "estimated-ttft"}
@@ -90,11 +111,15 @@ def main() -> None:
         for s in range(1 if p in deterministic else args.seeds)
     ]
     started = time.time()
+    reused = _reusable(args.reuse, set(args.reuse_policies.split(","))) if args.reuse else {}
+    results: list[dict[str, Any]] = [reused[j] for j in jobs if j in reused]
+    jobs = [j for j in jobs if j not in reused]
+    if reused:
+        print(f"{len(results)} rows reused from {args.reuse}")
     print(f"{len(jobs)} simulations, {args.jobs} at a time; load average {os.getloadavg()[0]:.1f}")
     partial = args.json.with_suffix(".partial.jsonl")
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_text("")
-    results: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for row in pool.map(_run, jobs):  # in job order; each row kept as it lands
             results.append(row)

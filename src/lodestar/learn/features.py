@@ -1,10 +1,15 @@
 """Per-(request, candidate) features: only what a router can observe, never the hardware.
 
 - the request: prompt size, its uncached part on the candidate (from an index of this
-  router's own past routing), expected output length when known;
+  router's own past routing, bounded per instance by the KV blocks the engine reports, so a
+  prefix the engine must have evicted since is not counted as cached), expected output length
+  when known;
 - the candidate's scraped state (running, waiting, KV usage, staleness) and this router's
   in-flight accounting (requests, requests still in prefill, pending uncached prefill tokens,
   and the prompt tokens of everything in flight there — the context its decode steps read);
+- KV pressure: the new KV this request and the pending prefills need, over the KV the
+  candidate has free (``kv_usage_frac`` of the blocks its engine reports); a prompt that does
+  not fit waits for memory however fast the instance is (0 when the engine reports no size);
 - self-measured statistics (:mod:`lodestar.learn.stats`): prefill speed, decode step, recent
   TTFT, and how much evidence backs them, plus ``work_ttft_log``, the TTFT that pending work
   and the measured speed imply.
@@ -30,7 +35,7 @@ from lodestar.policy.contracts import InstanceView, Outcome, RequestView
 from lodestar.policy.prefix_index import BlockPrefixIndex
 from lodestar.policy.scorers.ledger import RequestLedger
 
-FEATURE_SCHEMA_VERSION = 3
+FEATURE_SCHEMA_VERSION = 4
 FEATURE_NAMES: tuple[str, ...] = (
     "prompt_tokens_log",
     "uncached_tokens_log",
@@ -49,9 +54,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "work_ttft_log",
     "recent_ttft_log",
     "stats_confidence",
+    "kv_demand_log",
 )
 N_FEATURES = len(FEATURE_NAMES)
 MAX_STATE_AGE_S = 10.0
+MAX_KV_DEMAND_LOG = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +119,15 @@ class FeatureBuilder:
         use_instance_stats: bool = True,
         zeroed: Sequence[str] = (),
         index_stride: int = 4,
+        index_engine_capacity: bool = True,
     ) -> None:
         """``use_prefix_index=False`` treats every prompt as uncached everywhere,
         ``use_instance_stats=False`` keeps every instance at the priors, ``zeroed`` features
         are always 0 — the ablations of the learned policy. The prefix index keeps every
         ``index_stride``-th block hash only (chained hashes stay prefix-closed), so an add costs a
-        quarter of the entries at a resolution of 64 tokens."""
+        quarter of the entries at a resolution of 64 tokens. With ``index_engine_capacity`` an
+        instance's index entries are an LRU of the KV blocks its engine reports (vLLM's
+        ``num_gpu_blocks``), on top of the TTL."""
         if index_stride < 1:
             raise ValueError(f"index_stride must be >= 1, got {index_stride}")
         self.index_stride = index_stride
@@ -129,6 +139,7 @@ class FeatureBuilder:
         self.stats = FleetStats(alpha=stats_alpha)
         self.use_prefix_index = use_prefix_index
         self.use_instance_stats = use_instance_stats
+        self.index_engine_capacity = index_engine_capacity
         self._zeroed = [FEATURE_NAMES.index(f) for f in zeroed]
         self._dispatched: dict[str, _Dispatch] = {}
         self._active_tokens: dict[str, int] = {}
@@ -139,6 +150,8 @@ class FeatureBuilder:
         n = len(ids)
         prompt = request.prompt_tokens
         if self.use_prefix_index:
+            if self.index_engine_capacity:
+                self._bound_index(candidates, now_s)
             strided = request.block_hashes[self.index_stride - 1 :: self.index_stride]
             matched = np.array(self.index.match(strided, ids, now_s), dtype=np.float64) * self.index_stride
         else:
@@ -163,6 +176,9 @@ class FeatureBuilder:
             dtype=np.float64,
         ).reshape(n, 6)
         stats = np.array(self.stats.snapshots(ids), dtype=np.float64).reshape(n, 4)
+        capacity = np.array([c.kv_capacity_blocks or 0 for c in candidates], dtype=np.float64)
+        free_tokens = np.maximum((1.0 - state[:, 2]) * capacity * tokenizer.BLOCK_SIZE, tokenizer.BLOCK_SIZE)
+        demand = np.where(capacity > 0, np.log1p((pending + uncached) / free_tokens), 0.0)
         age = np.where(np.isfinite(state[:, 3]), np.minimum(state[:, 3], MAX_STATE_AGE_S), MAX_STATE_AGE_S)
         x = np.empty((n, N_FEATURES), dtype=np.float64)
         x[:, 0] = math.log1p(prompt)
@@ -182,9 +198,16 @@ class FeatureBuilder:
         x[:, 14] = np.log((pending + uncached) / np.exp(stats[:, 0]) + 1e-3)
         x[:, 15] = stats[:, 2]
         x[:, 16] = stats[:, 3]
+        x[:, 17] = np.minimum(demand, MAX_KV_DEMAND_LOG)
         if self._zeroed:
             x[:, self._zeroed] = 0.0
         return CandidateFeatures(x, uncached.astype(int).tolist(), pending.astype(int).tolist())
+
+    def _bound_index(self, candidates: Sequence[InstanceView], now_s: float) -> None:
+        stride, index = self.index_stride, self.index
+        for c in candidates:
+            if c.kv_capacity_blocks:
+                index.set_capacity(c.instance_id, max(1, c.kv_capacity_blocks // stride), now_s)
 
     def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
         self.ledger.add(request.request_id, instance_id, uncached)

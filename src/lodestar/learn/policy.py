@@ -55,6 +55,9 @@ class LodestarParams(SeededParams):
     drift_fallback_ratio: float = Field(default=4.0, gt=1.0)
     drift_min_error: float = Field(default=0.15, gt=0.0, description="floor of the error reference (log s)")
     index_ttl_s: float = Field(default=120.0, gt=0.0, description="prefix-index entry lifetime (s), as Dynamo")
+    index_engine_capacity: bool = Field(
+        default=True, description="bound each instance's prefix index by the KV blocks its engine reports (LRU)"
+    )
     stats_alpha: float = Field(default=0.05, gt=0.0, le=1.0)
     use_prefix_index: bool = Field(default=True, description="ablation switch: estimate cached prefixes")
     use_instance_stats: bool = Field(default=True, description="ablation switch: self-measured instance statistics")
@@ -75,6 +78,7 @@ class LodestarPolicy(Policy):
             use_prefix_index=params.use_prefix_index,
             use_instance_stats=params.use_instance_stats,
             zeroed=params.zero_features,
+            index_engine_capacity=params.index_engine_capacity,
         )
         self.explorer = Explorer(
             ExploreConfig(

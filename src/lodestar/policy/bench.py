@@ -23,6 +23,7 @@ from lodestar.policy.profile_spec import build_policy, load_profile
 from lodestar.policy.registry import PolicyRegistry
 
 MODEL = "bench-model"
+KV_CAPACITY_BLOCKS = 28_276  # what the engine reports (our H100-SXM × Llama-3-8B profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ def bench_profile(
                     prefix_hit_rate=None,
                     healthy=True,
                     at_s=now,
+                    kv_capacity_blocks=KV_CAPACITY_BLOCKS,
                 )
         request = RequestView(f"r{k}", MODEL, prompt_tokens, prompts[k % len(prompts)], 128)
         view = fleet.candidates(MODEL, now)

@@ -54,6 +54,14 @@ class ChainLRU:
             self._evict(len(self.latest) - self.capacity)
         return seq
 
+    def resize(self, capacity: int) -> None:
+        """Change the capacity; shrinking evicts the least recently touched blocks at once."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        if len(self.latest) > capacity:
+            self._evict(len(self.latest) - capacity)
+
     def expire(self, now_s: float) -> None:
         """Drop blocks not touched for ``ttl_s`` (no-op without TTL)."""
         if self.ttl_s is None:

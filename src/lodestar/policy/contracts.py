@@ -53,6 +53,7 @@ class InstanceView:
     prefix_hit_rate: float | None = None
     state_age_s: float = math.inf
     max_model_len: int | None = None
+    kv_capacity_blocks: int | None = None  # the engine's KV cache size (vLLM num_gpu_blocks)
     # router-side accounting: requests sent and not finished, and their prompt tokens still
     # waiting for a first token
     inflight_requests: int = 0

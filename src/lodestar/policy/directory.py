@@ -69,6 +69,8 @@ class ScrapedState(Protocol):
     def prefix_hit_rate(self) -> float | None: ...
     @property
     def healthy(self) -> bool: ...
+    @property
+    def num_gpu_blocks(self) -> int | None: ...
 
 
 @dataclass(slots=True)
@@ -154,6 +156,7 @@ class InstanceDirectory:
             prefix_hit_rate=state.prefix_hit_rate,
             healthy=state.healthy,
             at_s=taken_at,
+            kv_capacity_blocks=state.num_gpu_blocks,
         )
         if entry is None:
             entry = self._entries[state.instance_id] = InstanceEntry(state.instance_id, state.url, state.model)

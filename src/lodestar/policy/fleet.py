@@ -26,6 +26,7 @@ class _Instance:
     num_waiting: int = 0
     kv_usage_frac: float = 0.0
     prefix_hit_rate: float | None = None
+    kv_capacity_blocks: int | None = None
     scraped_at_s: float | None = None
     inflight_requests: int = 0
     inflight_prefill_requests: int = 0
@@ -78,9 +79,11 @@ class FleetState:
         prefix_hit_rate: float | None,
         healthy: bool,
         at_s: float,
+        kv_capacity_blocks: int | None = None,
     ) -> bool:
-        """Record one scrape taken at ``at_s``. Returns False (and changes nothing) for an
-        instance that was never upserted."""
+        """Record one scrape taken at ``at_s`` (``kv_capacity_blocks``: the KV blocks the engine
+        reports, kept from an earlier scrape when None). Returns False (and changes nothing)
+        for an instance that was never upserted."""
         inst = self._instances.get(instance_id)
         if inst is None:
             return False
@@ -90,6 +93,8 @@ class FleetState:
         inst.prefix_hit_rate = prefix_hit_rate
         inst.healthy = healthy
         inst.scraped_at_s = at_s
+        if kv_capacity_blocks is not None:
+            inst.kv_capacity_blocks = kv_capacity_blocks
         return True
 
     def instance_ids(self) -> list[str]:
@@ -161,6 +166,7 @@ class FleetState:
                     prefix_hit_rate=inst.prefix_hit_rate,
                     state_age_s=age,
                     max_model_len=inst.max_model_len,
+                    kv_capacity_blocks=inst.kv_capacity_blocks,
                     inflight_requests=inst.inflight_requests,
                     inflight_prefill_requests=inst.inflight_prefill_requests,
                     inflight_prefill_tokens=inst.inflight_prefill_tokens,

@@ -4,7 +4,10 @@ index, Dynamo's approximate mode, the estimated-TTFT heuristic).
 
 Relation kept: block hash → instances, stored per instance. An add records that an instance
 now holds a whole prompt prefix. Per instance an optional LRU capacity (blocks) and an
-optional TTL (seconds since the block was last added) bound what counts as present. Matching
+optional TTL (seconds since the block was last added) bound what counts as present. The
+capacity is either one for all instances (``capacity_per_instance``) or set per instance
+(:meth:`BlockPrefixIndex.set_capacity`, e.g. from the KV blocks the engine reports), which
+models the engine evicting a prefix long before a TTL would expire it. Matching
 is greedy longest-prefix per instance: an instance matches block j only if it also matches
 blocks 0..j-1 (it stops at its own first miss).
 
@@ -105,6 +108,7 @@ class BlockPrefixIndex:
             raise ValueError(f"refresh_slack_s must be in [0, ttl_s), got {refresh_slack_s}")
         self.refresh_slack_s = refresh_slack_s
         self._lrus: dict[str, ChainLRU] = {}  # with capacity
+        self._capacities: dict[str, int] = {}  # per-instance capacity (overrides the shared one)
         self._stores: dict[str, dict[int, float]] = {}  # without capacity: block → credited time
         self._last_prune_s: float | None = None
 
@@ -112,12 +116,12 @@ class BlockPrefixIndex:
 
     def add(self, instance_id: str, block_hashes: Sequence[int], now_s: float) -> None:
         """Record that ``instance_id`` now holds the prompt prefix ``block_hashes``."""
-        if self.capacity_per_instance is not None:
-            lru = self._lrus.get(instance_id)
-            if lru is None:
-                lru = self._lrus[instance_id] = ChainLRU(
-                    self.capacity_per_instance, self.ttl_s, root_first=self.evict_root_first
-                )
+        lru = self._lrus.get(instance_id)
+        if lru is None and self.capacity_per_instance is not None:
+            lru = self._lrus[instance_id] = ChainLRU(
+                self.capacity_per_instance, self.ttl_s, root_first=self.evict_root_first
+            )
+        if lru is not None:
             lru.touch(block_hashes, now_s)
             return
         self._maybe_prune(now_s)
@@ -136,9 +140,35 @@ class BlockPrefixIndex:
         else:
             store.update(zip(block_hashes[k:], repeat(store[block_hashes[k - 1]])))
 
+    def set_capacity(self, instance_id: str, blocks: int, now_s: float) -> None:
+        """Bound ``instance_id`` to ``blocks`` (LRU, the engine's leaf-first order unless
+        ``evict_root_first``). A no-op when unchanged; a smaller capacity evicts at once; blocks
+        held so far are kept, oldest evicted first."""
+        if blocks < 1:
+            raise ValueError(f"capacity must be >= 1 block, got {blocks}")
+        if self._capacities.get(instance_id) == blocks:
+            return
+        self._capacities[instance_id] = blocks
+        lru = self._lrus.get(instance_id)
+        if lru is not None:
+            lru.resize(blocks)
+            return
+        lru = self._lrus[instance_id] = ChainLRU(blocks, self.ttl_s, root_first=self.evict_root_first)
+        store = self._stores.pop(instance_id, None)
+        if store:
+            cutoff = -float("inf") if self.ttl_s is None else now_s - self.ttl_s
+            live = [h for h, t in sorted(store.items(), key=lambda kv: -kv[1]) if t > cutoff]
+            # one run, newest first: the LRU evicts from the run's end (oldest) first
+            lru.touch(live if not self.evict_root_first else live[::-1], now_s)
+
+    def capacity(self, instance_id: str) -> int | None:
+        """The LRU capacity (blocks) bounding ``instance_id``, if any."""
+        return self._capacities.get(instance_id, self.capacity_per_instance)
+
     def remove_instance(self, instance_id: str) -> None:
         self._lrus.pop(instance_id, None)
         self._stores.pop(instance_id, None)
+        self._capacities.pop(instance_id, None)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -147,16 +177,14 @@ class BlockPrefixIndex:
         out = [0] * len(instance_ids)
         if not block_hashes:
             return out
-        if self.capacity_per_instance is not None:
-            for k, iid in enumerate(instance_ids):
-                lru = self._lrus.get(iid)
-                if lru is None:
-                    continue
+        cutoff = None if self.ttl_s is None else now_s - self.ttl_s
+        lrus = self._lrus
+        for k, iid in enumerate(instance_ids):
+            lru = lrus.get(iid)
+            if lru is not None:
                 lru.expire(now_s)
                 out[k] = lru.live_prefix(block_hashes) if self.evict_root_first else held_prefix(block_hashes, lru)
-            return out
-        cutoff = None if self.ttl_s is None else now_s - self.ttl_s
-        for k, iid in enumerate(instance_ids):
+                continue
             store = self._stores.get(iid)
             if not store:
                 continue

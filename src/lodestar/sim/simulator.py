@@ -258,6 +258,7 @@ class Simulator:
                 prefix_hit_rate=dh / dq if dq else None,
                 healthy=True,
                 at_s=now,
+                kv_capacity_blocks=snap.num_gpu_blocks,
             )
             self._reschedule(iid)
 

@@ -76,3 +76,25 @@ def test_ablation_switches() -> None:
     with pytest.raises(ValueError, match="unknown features"):
         FeatureBuilder(zeroed=["colour"])
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
+
+
+def test_engine_reported_kv_size_bounds_the_index_and_measures_kv_pressure() -> None:
+    """A prefix that later traffic must have pushed out of the engine's KV cache is not counted
+    as cached, and a prompt that does not fit in the free KV shows as pressure."""
+    fb = FeatureBuilder(index_ttl_s=100.0, index_stride=1)
+    small = [_inst("a", kv_capacity_blocks=8, kv_usage_frac=0.5), _inst("b")]
+    first = tuple(range(6))
+    fb.on_picked(_req("r1", 96, first), "a", uncached=96, pending=0, now_s=0.0)
+    fb.on_picked(_req("r1b", 96, first), "b", uncached=96, pending=0, now_s=0.0)
+    later = tuple(range(100, 106))
+    fb.build(_req("r2", 96, later), small, 1.0)
+    fb.on_picked(_req("r2", 96, later), "a", uncached=96, pending=96, now_s=1.0)  # 12 blocks > 8 on a
+    feats = fb.build(_req("r3", 96, first), small, 2.0)
+    assert feats.uncached_tokens == [96 - 2 * 16, 0]  # a kept only first's root; b has no size: TTL only
+    free_a = 0.5 * 8 * 16
+    assert feats.row(0)["kv_demand_log"] == pytest.approx(math.log1p((96 + 96 + 64) / free_a))
+    assert feats.row(1)["kv_demand_log"] == 0.0  # size unknown: no pressure claimed
+    unbounded = FeatureBuilder(index_ttl_s=100.0, index_stride=1, index_engine_capacity=False)
+    unbounded.on_picked(_req("r1", 96, first), "a", uncached=96, pending=0, now_s=0.0)
+    unbounded.on_picked(_req("r2", 96, later), "a", uncached=96, pending=0, now_s=1.0)
+    assert unbounded.build(_req("r3", 96, first), small, 2.0).uncached_tokens == [0, 96]

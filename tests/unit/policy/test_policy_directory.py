@@ -29,6 +29,7 @@ def _state(
     waiting: int = 0,
     kv: float = 0.0,
     max_model_len: int | None = 32_768,
+    num_gpu_blocks: int | None = None,
 ) -> InstanceState:
     return InstanceState(
         ts=now_wall - timedelta(seconds=age_s),
@@ -42,6 +43,7 @@ def _state(
         max_model_len=max_model_len,
         healthy=healthy,
         scrape_latency_s=0.001,
+        num_gpu_blocks=num_gpu_blocks,
     )
 
 
@@ -160,3 +162,11 @@ def test_status_for_the_admin_view() -> None:
 def test_staleness_must_be_positive_and_below_removal(staleness_s: float, remove_after_s: float) -> None:
     with pytest.raises(ValueError, match="staleness_s"):
         InstanceDirectory(FleetState(), staleness_s=staleness_s, remove_after_s=remove_after_s)
+
+
+def test_the_engines_kv_size_reaches_the_candidates_and_survives_a_scrape_without_it() -> None:
+    d = _directory()
+    d.apply(_state("a", num_gpu_blocks=27_000), T0, T0_WALL.timestamp())
+    assert d.candidates(MODEL, T0)[0].kv_capacity_blocks == 27_000
+    d.apply(_state("a", age_s=-1.0), T0 + 1.0, T0_WALL.timestamp() + 1.0)  # this scrape lacks the size
+    assert d.candidates(MODEL, T0 + 1.0)[0].kv_capacity_blocks == 27_000

@@ -86,6 +86,37 @@ def test_index_rejects_bad_configuration() -> None:
         BlockPrefixIndex(ttl_s=10, refresh_slack_s=10)
 
 
+def test_per_instance_capacity_evicts_least_recent_and_keeps_what_was_held() -> None:
+    index = BlockPrefixIndex(ttl_s=120.0)
+    index.add("x", A, 0.0)  # TTL store, no capacity yet
+    index.add("x", B, 1.0)
+    index.add("y", A, 0.0)
+    index.set_capacity("x", 4, 2.0)  # the engine reports its size: the oldest of x's blocks go
+    assert index.capacity("x") == 4 and index.capacity("y") is None
+    assert index.match(B, ["x"], 2.0) == [2]
+    assert index.match(A, ["x", "y"], 2.0) == [2, 3]  # x lost A's tail (leaf first); y unbounded
+    index.add("x", C, 3.0)  # 2 more blocks: A goes entirely
+    assert index.match(A, ["x"], 3.0) == [0] and index.match(C, ["x"], 3.0) == [2]
+    index.set_capacity("x", 4, 4.0)  # unchanged: a no-op
+    index.set_capacity("x", 2, 4.0)  # shrink: B, the older chain, is evicted at once
+    assert index.match(B, ["x"], 4.0) == [0] and index.match(C, ["x"], 4.0) == [2]
+    assert index.match(C, ["x"], 200.0) == [0]  # the TTL still applies
+    index.remove_instance("x")
+    assert index.capacity("x") is None
+    with pytest.raises(ValueError, match="capacity"):
+        index.set_capacity("x", 0, 5.0)
+
+
+def test_chain_lru_resize() -> None:
+    lru = ChainLRU(capacity=6, root_first=False)
+    lru.touch(A, 0.0)
+    lru.touch(B, 1.0)
+    lru.resize(3)
+    assert len(lru) == 3 and all(h in lru for h in B) and A[0] in lru and A[2] not in lru
+    with pytest.raises(ValueError, match="capacity"):
+        lru.resize(0)
+
+
 def test_held_prefix_binary_search() -> None:
     blocks = list(range(100))
     for k in (0, 1, 37, 99, 100):
