@@ -177,7 +177,8 @@ def main() -> None:
         where = f"{s['cluster']:<12} {s['trace']:<22} load {s['load']}"
         print(f"  {where}: mean {s['ratio_mean']:.2f}×  P99 {s['ratio_p99']:.2f}×")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"args": vars(args) | {"json": str(args.json)}, "wall_s": time.time() - started,
+    meta = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "wall_s": time.time() - started,
             "load_average_end": os.getloadavg()[0]}  # fmt: skip
     args.json.write_text(json.dumps({"meta": meta, "runs": results, "summary": summary}, indent=2))
     args.json.with_suffix(".md").write_text(text + "\n")

@@ -448,8 +448,8 @@ TARGET_VS_VLLM = 1.5
 
 def ttft_targets(ttft: dict[str, Any]) -> list[dict[str, Any]]:
     """Lodestar's added TTFT against the issue's targets (absolute, and relative to vllm-router's
-    added TTFT: ``lodestar ≤ 1.5 × vllm``, read as met when vllm-router adds nothing measurable
-    and Lodestar meets its absolute target; the ratio is reported either way)."""
+    added TTFT: ``lodestar ≤ 1.5 × vllm``). When vllm-router adds nothing measurable (its added
+    TTFT ≤ 0, within noise) the relative target is undefined: ``met`` is None, not a pass."""
     mine, vllm = ttft.get("lodestar"), ttft.get("vllm")
     if not isinstance(mine, dict):
         return []
@@ -461,7 +461,7 @@ def ttft_targets(ttft: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(vllm, dict):
             ref = vllm[f"added_{q}_ms"]
             ratio = added / ref if ref > 0 else None
-            met = added <= TARGET_VS_VLLM * ref if ref > 0 else added <= limit
+            met = added <= TARGET_VS_VLLM * ref if ref > 0 else None
             out.append({"target": f"lodestar added TTFT {q.upper()} <= {TARGET_VS_VLLM:g} x vllm-router's",
                         "value_ms": added, "vllm_ms": ref, "ratio": ratio, "met": met})  # fmt: skip
     return out
@@ -472,7 +472,7 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
         extra = f" (vllm-router {row['vllm_ms']:.2f} ms" if "vllm_ms" in row else ""
         if extra:
             extra += f", ratio {row['ratio']:.1f})" if row["ratio"] is not None else ", ratio undefined)"
-        verdict = "met" if row["met"] else "NOT met"
+        verdict = "undefined" if row["met"] is None else "met" if row["met"] else "NOT met"
         print(f"{row['target']}: {row['value_ms']:.2f} ms{extra}: {verdict}")
 
 
