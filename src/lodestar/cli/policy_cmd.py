@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from lodestar.plugins import full_registry
 from lodestar.policy.profile_spec import (
     ProfileError,
     ProfileSpec,
@@ -17,7 +18,7 @@ from lodestar.policy.profile_spec import (
     load_profile_file,
     resolved_params,
 )
-from lodestar.policy.registry import KINDS, PolicyRegistry, default_registry
+from lodestar.policy.registry import KINDS, PolicyRegistry
 
 
 def _load(profile: str) -> ProfileSpec:
@@ -59,7 +60,7 @@ def build() -> typer.Typer:
     @app.command("list")
     def list_() -> None:
         """Registered plugin types and shipped profiles, with one-line descriptions."""
-        registry = default_registry()
+        registry = full_registry()
         for kind in KINDS:
             specs = registry.specs(kind)
             if not specs:
@@ -78,7 +79,7 @@ def build() -> typer.Typer:
         """Print a profile resolved against the registry, every parameter with its default."""
         try:
             spec = _load(profile)
-            text = yaml.safe_dump(_resolved(spec, default_registry()), sort_keys=False, allow_unicode=True)
+            text = yaml.safe_dump(_resolved(spec, full_registry()), sort_keys=False, allow_unicode=True)
         except ProfileError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
@@ -95,7 +96,7 @@ def build() -> typer.Typer:
         """Measure the wall-clock cost of a decision for each profile (not a test)."""
         from lodestar.policy.bench import bench_profile
 
-        registry = default_registry()
+        registry = full_registry()
         names = profile or list_profiles()
         try:
             for name in names:

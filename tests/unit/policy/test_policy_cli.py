@@ -38,6 +38,18 @@ def test_show_resolves_defaults() -> None:
     assert [f["type"] for f in doc["filters"]] == ["healthy", "model", "context-length"]
 
 
+def test_show_resolves_the_learned_policy_and_its_ablation_profiles() -> None:
+    result = runner.invoke(build_app(), ["policy", "show", "lodestar"])
+    assert result.exit_code == 0, result.output
+    params = yaml.safe_load(result.output)["policy"]["params"]
+    assert params["fallback_profile"] == "least-request" and params["index_engine_capacity"] is True
+    ablation = Path(__file__).parents[3] / "benchmarks" / "profiles" / "lodestar-no-kv-size.yaml"
+    result = runner.invoke(build_app(), ["policy", "show", str(ablation)])
+    assert result.exit_code == 0, result.output
+    params = yaml.safe_load(result.output)["policy"]["params"]
+    assert params["index_engine_capacity"] is False and params["zero_features"] == ["kv_demand_log"]
+
+
 def test_show_unknown_profile_fails() -> None:
     result = runner.invoke(build_app(), ["policy", "show", "nope"])
     assert result.exit_code == 1
