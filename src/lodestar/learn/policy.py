@@ -7,6 +7,13 @@ batched pass and the explorer chooses (logging its propensity); otherwise the co
 heuristic decides (``Decision.fallback``) — and the features are logged either way so the
 trainer learns from heuristic decisions too.
 
+Physics floor: no member may predict a first token sooner than ``work_floor_frac`` × the time
+the prefill work queued ahead (pending uncached tokens plus the request's own, at the speed
+measured for that instance) implies. A network trained while every instance answered in
+~50 ms learns that TTFT does not depend on queued work and would extrapolate that to a queue it
+has never seen — and send every request to the instance it happens to prefer (herding, with
+feedback arriving only after the queue has formed). The floor keeps queued work visible.
+
 Confidence: a model is used only when its held-out error (``val_mae_log_ttft``) and sample
 count pass thresholds. Drift: the policy tracks the error of its own predictions on finished
 requests; when it exceeds ``drift_explore_ratio`` × the model's validation error exploration
@@ -25,14 +32,16 @@ from pydantic import Field
 
 from lodestar.learn.blob import ModelState
 from lodestar.learn.explore import ExploreConfig, Explorer
-from lodestar.learn.features import FEATURE_SCHEMA_VERSION, FeatureBuilder, FeatureRows
+from lodestar.learn.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, FeatureBuilder, FeatureRows
 from lodestar.learn.objective import Objective
-from lodestar.learn.predictor import Predictor
+from lodestar.learn.predictor import Prediction, Predictor
 from lodestar.policy.contracts import Decision, InstanceView, NoCandidateError, Outcome, Policy, RequestView
 from lodestar.policy.filters import ContextLengthFilter, HealthyFilter, ModelFilter
 from lodestar.policy.framework import Filter
 from lodestar.policy.params import SeededParams
 from lodestar.policy.scorers.normalize import lower_is_better
+
+WORK_TTFT = FEATURE_NAMES.index("work_ttft_log")
 
 
 class LodestarParams(SeededParams):
@@ -47,6 +56,9 @@ class LodestarParams(SeededParams):
     plausible_slack: float = Field(default=2.0, ge=1.0)
     explore_budget_s: float = Field(
         default=0.25, ge=0.0, description="explore fully when the best predicted cost is below this (s); 0 = always"
+    )
+    work_floor_frac: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="predicted TTFT ≥ this × the queued prefill work's time (0: off)"
     )
     ready_max_val_mae: float = Field(default=0.6, gt=0.0, description="max held-out MAE of log TTFT")
     ready_min_samples: int = Field(default=50, ge=1)
@@ -149,9 +161,10 @@ class LodestarPolicy(Policy):
             scores = {c.instance_id: d.scores.get(c.instance_id, 0.0) for c in pool}
             propensity, explore, fallback, version = d.propensity, False, True, None
             if predictor is not None:  # shadow prediction: lets drift recovery be noticed
-                self._predicted[request.request_id] = float(predictor.predict(feats.x[index : index + 1]).mean[0, 0])
+                shadow = self._predict(predictor, feats.x[index : index + 1])
+                self._predicted[request.request_id] = float(shadow.mean[0, 0])
         else:
-            pred = predictor.predict(feats.x)
+            pred = self._predict(predictor, feats.x)
             out = float(request.expected_output_tokens or 0)
             mean_cost = self.objective.cost(pred.mean, pred.std, out)
             member_cost = self.objective.cost(pred.per_member, pred.std[np.newaxis], out)
@@ -182,6 +195,13 @@ class LodestarPolicy(Policy):
             features=FeatureRows(ids, feats.x, extra),
             cached_prefix_tokens=request.prompt_tokens - feats.uncached_tokens[index],
         )
+
+    def _predict(self, predictor: Predictor, x: np.ndarray) -> Prediction:
+        pred = predictor.predict(x)
+        frac = self.params.work_floor_frac
+        if frac <= 0:
+            return pred
+        return pred.with_ttft_floor(x[:, WORK_TTFT] + math.log(frac))
 
     # --- feedback --------------------------------------------------------------------------
 

@@ -21,6 +21,12 @@ class Prediction:
         self.mean: npt.NDArray[np.float64] = per_member.mean(axis=0)
         self.std: npt.NDArray[np.float64] = np.sqrt(np.maximum((per_member**2).mean(axis=0) - self.mean**2, 0.0))
 
+    def with_ttft_floor(self, floor_log_s: npt.NDArray[np.float64]) -> Prediction:
+        """Every member's log TTFT raised to at least ``floor_log_s`` [candidates]."""
+        per_member = self.per_member.copy()
+        np.maximum(per_member[..., 0], floor_log_s[np.newaxis, :], out=per_member[..., 0])
+        return Prediction(per_member)
+
 
 class Predictor:
     """Immutable once built; safe to share between decisions (swap the reference to reload)."""

@@ -85,6 +85,32 @@ def test_prefers_the_instance_with_less_pending_work() -> None:
     assert policy.features.ledger.pending_prefill_tokens("a") == 0
 
 
+def flat_state() -> ModelState:
+    """A model that learned, while queues were empty, that TTFT does not depend on queued work
+    (≈ 50 ms, less where more requests run)."""
+    rng = np.random.default_rng(7)
+    trainer = OnlineTrainer(TrainerConfig(members=3, hidden=16), seed=7)
+    running, pending = FEATURE_NAMES.index("running_log"), FEATURE_NAMES.index("pending_prefill_tokens_log")
+    for i in range(600):
+        x = rng.normal(size=N)
+        x[running], x[pending], x[WORK] = rng.uniform(0, 3), rng.uniform(0, 11), rng.uniform(-5, 2)
+        trainer.add(x, np.array([np.log(0.05) - x[running], -3.0, 0.0]), float(i))
+    trainer.train(400, 600.0)
+    return trainer.export(1)
+
+
+@pytest.mark.parametrize(("floor", "chosen"), [(0.5, "b"), (0.0, "a")])
+def test_queued_work_floors_the_prediction_so_a_flat_model_cannot_herd(floor: float, chosen: str) -> None:
+    policy = make_policy(ready_min_samples=100, epsilon_start=0.0, epsilon_min=0.0, thompson=False,
+                         work_floor_frac=floor)  # fmt: skip
+    assert policy.load_model(flat_state())
+    policy.decide(req("big", prompt=50_000), [inst("a")], 0.0)  # 50k tokens queued on a: ~5 s of work
+    d = policy.decide(req("small"), [inst("a", num_running=10), inst("b")], 0.1)
+    assert d.instance_id == chosen  # without the floor the model prefers a, queue or not
+    if floor:
+        assert np.exp(d.features["a"]["pred.log_ttft_s"]) >= floor * np.exp(d.features["a"]["work_ttft_log"])
+
+
 def test_drift_in_live_error_returns_control_to_the_heuristic() -> None:
     policy = make_policy(ready_min_samples=100, drift_window=5, epsilon_start=0.0, epsilon_min=0.0)
     policy.load_model(trained_state(1))
