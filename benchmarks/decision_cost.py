@@ -56,6 +56,7 @@ def run(n_candidates: int, prompt_blocks: int, decisions: int) -> dict[str, floa
             kv_usage_frac=rnd.random(),
             state_age_s=rnd.random() * 0.2,
             max_model_len=1_000_000,
+            kv_capacity_blocks=28_276,  # the engine reports its KV size (H100-SXM × Llama-3-8B)
         )
         for k in range(n_candidates)
     ]

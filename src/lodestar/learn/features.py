@@ -142,6 +142,7 @@ class FeatureBuilder:
         self.index_engine_capacity = index_engine_capacity
         self._zeroed = [FEATURE_NAMES.index(f) for f in zeroed]
         self._dispatched: dict[str, _Dispatch] = {}
+        self._index_capacity: dict[str, int] = {}  # KV blocks last applied to each instance's index
         self._active_tokens: dict[str, int] = {}
 
     def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
@@ -149,9 +150,10 @@ class FeatureBuilder:
         ids = [c.instance_id for c in candidates]
         n = len(ids)
         prompt = request.prompt_tokens
+        capacity_blocks = [c.kv_capacity_blocks or 0 for c in candidates]
         if self.use_prefix_index:
             if self.index_engine_capacity:
-                self._bound_index(candidates, now_s)
+                self._bound_index(ids, capacity_blocks, now_s)
             strided = request.block_hashes[self.index_stride - 1 :: self.index_stride]
             matched = np.array(self.index.match(strided, ids, now_s), dtype=np.float64) * self.index_stride
         else:
@@ -176,7 +178,7 @@ class FeatureBuilder:
             dtype=np.float64,
         ).reshape(n, 6)
         stats = np.array(self.stats.snapshots(ids), dtype=np.float64).reshape(n, 4)
-        capacity = np.array([c.kv_capacity_blocks or 0 for c in candidates], dtype=np.float64)
+        capacity = np.array(capacity_blocks, dtype=np.float64)
         free_tokens = np.maximum((1.0 - state[:, 2]) * capacity * tokenizer.BLOCK_SIZE, tokenizer.BLOCK_SIZE)
         demand = np.where(capacity > 0, np.log1p((pending + uncached) / free_tokens), 0.0)
         age = np.where(np.isfinite(state[:, 3]), np.minimum(state[:, 3], MAX_STATE_AGE_S), MAX_STATE_AGE_S)
@@ -203,11 +205,12 @@ class FeatureBuilder:
             x[:, self._zeroed] = 0.0
         return CandidateFeatures(x, uncached.astype(int).tolist(), pending.astype(int).tolist())
 
-    def _bound_index(self, candidates: Sequence[InstanceView], now_s: float) -> None:
-        stride, index = self.index_stride, self.index
-        for c in candidates:
-            if c.kv_capacity_blocks:
-                index.set_capacity(c.instance_id, max(1, c.kv_capacity_blocks // stride), now_s)
+    def _bound_index(self, ids: Sequence[str], capacity_blocks: Sequence[int], now_s: float) -> None:
+        applied = self._index_capacity
+        for iid, blocks in zip(ids, capacity_blocks, strict=True):
+            if blocks and applied.get(iid) != blocks:
+                applied[iid] = blocks
+                self.index.set_capacity(iid, max(1, blocks // self.index_stride), now_s)
 
     def on_picked(self, request: RequestView, instance_id: str, uncached: int, pending: int, now_s: float) -> None:
         self.ledger.add(request.request_id, instance_id, uncached)
@@ -232,6 +235,7 @@ class FeatureBuilder:
         self.index.remove_instance(instance_id)
         self.stats.forget(instance_id)
         self._active_tokens.pop(instance_id, None)
+        self._index_capacity.pop(instance_id, None)
 
 
 def targets(ttft_s: float | None, tpot_s: float | None, e2e_s: float | None) -> npt.NDArray[np.float64]:

@@ -197,11 +197,8 @@ class LodestarPolicy(Policy):
         )
 
     def _predict(self, predictor: Predictor, x: np.ndarray) -> Prediction:
-        pred = predictor.predict(x)
         frac = self.params.work_floor_frac
-        if frac <= 0:
-            return pred
-        return pred.with_ttft_floor(x[:, WORK_TTFT] + math.log(frac))
+        return predictor.predict(x, x[:, WORK_TTFT] + math.log(frac) if frac > 0 else None)
 
     # --- feedback --------------------------------------------------------------------------
 

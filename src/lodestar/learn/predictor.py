@@ -21,12 +21,6 @@ class Prediction:
         self.mean: npt.NDArray[np.float64] = per_member.mean(axis=0)
         self.std: npt.NDArray[np.float64] = np.sqrt(np.maximum((per_member**2).mean(axis=0) - self.mean**2, 0.0))
 
-    def with_ttft_floor(self, floor_log_s: npt.NDArray[np.float64]) -> Prediction:
-        """Every member's log TTFT raised to at least ``floor_log_s`` [candidates]."""
-        per_member = self.per_member.copy()
-        np.maximum(per_member[..., 0], floor_log_s[np.newaxis, :], out=per_member[..., 0])
-        return Prediction(per_member)
-
 
 class Predictor:
     """Immutable once built; safe to share between decisions (swap the reference to reload)."""
@@ -49,10 +43,16 @@ class Predictor:
         self._w2 = (w2 * y_std).astype(f32)
         self._b2 = (b2 * y_std + y_mean).astype(f32)
 
-    def predict(self, x: npt.NDArray[np.float64]) -> Prediction:
-        """``x``: [candidates, features] raw features → predictions in log seconds."""
+    def predict(
+        self, x: npt.NDArray[np.float64], ttft_floor_log_s: npt.NDArray[np.float64] | None = None
+    ) -> Prediction:
+        """``x``: [candidates, features] raw features → predictions in log seconds; with
+        ``ttft_floor_log_s`` [candidates] every member's log TTFT is raised to at least it."""
         x32 = x.astype(np.float32)
         h = np.maximum(np.matmul(x32, self._w0) + self._b0, 0.0)  # [K, F] × [E, F, H] → [E, K, H]
         h = np.maximum(np.matmul(h, self._w1) + self._b1, 0.0)
         out = np.matmul(h, self._w2) + self._b2  # [E, K, T]
-        return Prediction(out.astype(np.float64) + residual_base(x)[np.newaxis])
+        per_member = out.astype(np.float64) + residual_base(x)[np.newaxis]
+        if ttft_floor_log_s is not None:
+            np.maximum(per_member[..., 0], ttft_floor_log_s[np.newaxis, :], out=per_member[..., 0])
+        return Prediction(per_member)

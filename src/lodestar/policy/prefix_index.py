@@ -183,7 +183,11 @@ class BlockPrefixIndex:
             lru = lrus.get(iid)
             if lru is not None:
                 lru.expire(now_s)
-                out[k] = lru.live_prefix(block_hashes) if self.evict_root_first else held_prefix(block_hashes, lru)
+                # the LRU's live dict: C-level membership tests in the binary search
+                live = lru.latest
+                if not live:
+                    continue
+                out[k] = lru.live_prefix(block_hashes) if self.evict_root_first else held_prefix(block_hashes, live)
                 continue
             store = self._stores.get(iid)
             if not store:
