@@ -16,7 +16,16 @@ import pytest
 from typer.testing import CliRunner
 
 from lodestar.bench.client import RunStats, SendResult
-from lodestar.bench.compare.emulator import FleetHealth, bucket_quantile, parse_health, prioritize
+from lodestar.bench.compare.emulator import (
+    BACKGROUND_NICE,
+    EMULATOR_NICE,
+    ROUTER_NICE,
+    FleetHealth,
+    bucket_quantile,
+    component_niceness,
+    parse_health,
+    prioritize,
+)
 from lodestar.bench.compare.plan import EXCLUDED, RouterCase, RunPlan, default_cases, parse_case
 from lodestar.bench.compare.routers import parse_fallbacks
 from lodestar.bench.compare.runner import Runner
@@ -425,3 +434,14 @@ def test_prioritize_sets_every_thread_and_reports_failure() -> None:
         child.wait()
     assert not prioritize(None)
     assert not prioritize(child.pid, 7)  # gone
+
+
+def test_lodestar_components_get_the_data_path_or_background_priority() -> None:
+    """The emulator stands for the GPUs; gateway, router, collector and broker are the data path
+    like a peer's process; trainer and history writer, which no request waits for, yield."""
+    assert component_niceness("emulator") == EMULATOR_NICE
+    for name in ("gateway", "router", "collector", "broker"):
+        assert component_niceness(name) == ROUTER_NICE
+    for name in ("trainer", "history"):
+        assert component_niceness(name) == BACKGROUND_NICE
+    assert EMULATOR_NICE < ROUTER_NICE < 0 < BACKGROUND_NICE

@@ -10,10 +10,13 @@ latencies include the emulator's own delay, and the run is reported invalid.
 
 The emulator stands for GPUs that would not share CPU with the router under test, so every
 run raises its scheduling priority (:func:`prioritize`: nice −10 on each of its threads) and,
-one step below, the router under test's (nice −5: the peer's process; every process of the
-Lodestar stack but the emulator), for peer and Lodestar runs alike, where the OS allows it
+one step below, the router under test's data path (nice −5: the peer's process; Lodestar's
+gateway, router, collector and broker), for peer and Lodestar runs alike, where the OS allows it
 (root or CAP_SYS_NICE): on a machine shared with other work this keeps the fleet on time and
-measures the routers rather than the unrelated load, without favouring any router.
+measures the routers rather than the unrelated load, without favouring any router. Lodestar's
+off-path services — the trainer and the history writer, which a deployment runs on other
+machines and no request waits for — run in the background (nice +10), so that on a 2-core
+machine they do not make the emulator (the GPUs) fall behind.
 """
 
 from __future__ import annotations
@@ -108,6 +111,16 @@ def scrape_fleet(urls: Sequence[str], timeout_s: float = 10.0) -> FleetHealth:
 
 EMULATOR_NICE = -10
 ROUTER_NICE = -5
+BACKGROUND_NICE = 10
+#: Lodestar components no request waits for
+OFF_PATH_COMPONENTS = frozenset({"trainer", "history"})
+
+
+def component_niceness(name: str) -> int:
+    """The niceness of one process of the Lodestar stack during a comparison."""
+    if name == "emulator":
+        return EMULATOR_NICE
+    return BACKGROUND_NICE if name in OFF_PATH_COMPONENTS else ROUTER_NICE
 
 
 def prioritize(pid: int | None, niceness: int = EMULATOR_NICE) -> bool:

@@ -26,7 +26,7 @@ from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
 from lodestar.peers.catalog import peer_spec
 from lodestar.peers.launch import PeerLaunch, PeerRouter, start_peer
 
-from .emulator import EMULATOR_NICE, ROUTER_NICE, healthy, prioritize
+from .emulator import ROUTER_NICE, component_niceness, healthy, prioritize
 
 
 def start_peer_router(router: str, policy: str, workers: list[str], local: LocalInfraSettings) -> PeerRouter:
@@ -94,7 +94,7 @@ class LodestarStack:
     def start(self) -> None:
         self.stack.start()
         for comp in self.stack.components:
-            prioritize(comp.process.pid(), ROUTER_NICE if comp.name != "emulator" else EMULATOR_NICE)
+            prioritize(comp.process.pid(), component_niceness(comp.name))
 
     def stop(self) -> None:
         self.stack.stop()
