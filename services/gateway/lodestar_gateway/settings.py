@@ -140,11 +140,5 @@ class GatewaySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewaySettings:
-        check_directory_settings(
-            self.staleness_s,
-            self.remove_after_s,
-            self.ejection_base_s,
-            self.ejection_max_s,
-            [i.instance_id for i in self.instances],
-        )
+        check_directory_settings(self)
         return self

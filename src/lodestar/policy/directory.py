@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -293,11 +293,32 @@ class InstanceDirectory:
         return fresh and not self.is_ejected(e.instance_id, now_s)
 
 
-def check_directory_settings(
-    staleness_s: float, remove_after_s: float, ejection_base_s: float, ejection_max_s: float, instance_ids: list[str]
-) -> None:
+class _NamedInstance(Protocol):
+    @property
+    def instance_id(self) -> str: ...
+
+
+class DirectorySettings(Protocol):
+    """The instance-directory part of the gateway's and the router's settings."""
+
+    @property
+    def staleness_s(self) -> float: ...
+    @property
+    def remove_after_s(self) -> float: ...
+    @property
+    def ejection_base_s(self) -> float: ...
+    @property
+    def ejection_max_s(self) -> float: ...
+    @property
+    def instances(self) -> Sequence[_NamedInstance]: ...
+
+
+def check_directory_settings(settings: DirectorySettings) -> None:
     """The consistency rules of an instance directory's settings, shared by the gateway and the
     router: ValueError naming the setting otherwise."""
+    staleness_s, remove_after_s = settings.staleness_s, settings.remove_after_s
+    ejection_base_s, ejection_max_s = settings.ejection_base_s, settings.ejection_max_s
+    instance_ids = [i.instance_id for i in settings.instances]
     if remove_after_s <= staleness_s:
         raise ValueError(f"remove_after_s ({remove_after_s}) must be greater than staleness_s ({staleness_s})")
     if ejection_max_s < ejection_base_s:
