@@ -8,13 +8,10 @@ observations in one call. Exposed through :class:`~lodestar.emulator.metrics.Met
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
-from prometheus_client.utils import floatToGoString
-
-_go_float = cast(Callable[[float], str], floatToGoString)  # untyped upstream
+from lodestar.emulator.exposition import go_float
 
 
 @dataclass
@@ -23,6 +20,7 @@ class Histogram:
 
     buckets: Sequence[float]
     counts: list[int] = field(init=False)
+    _les: list[str] = field(init=False, repr=False)
     total: float = 0.0
     count: int = 0
 
@@ -30,6 +28,7 @@ class Histogram:
         if list(self.buckets) != sorted(self.buckets) or len(set(self.buckets)) != len(self.buckets):
             raise ValueError("histogram buckets must be strictly ascending")
         self.counts = [0] * (len(self.buckets) + 1)
+        self._les = [go_float(b) for b in self.buckets]
 
     def observe(self, value: float, n: int = 1) -> None:
         """Record ``n`` observations of ``value``; a value equal to a bound falls in that bucket."""
@@ -41,9 +40,9 @@ class Histogram:
         """``(le, count)`` pairs as the exposition format wants them, ending with ``+Inf``."""
         out: list[tuple[str, float]] = []
         running = 0
-        for bound, c in zip(self.buckets, self.counts, strict=False):
+        for le, c in zip(self._les, self.counts, strict=False):
             running += c
-            out.append((_go_float(bound), float(running)))
+            out.append((le, float(running)))
         out.append(("+Inf", float(self.count)))
         return out
 

@@ -22,7 +22,7 @@ from lodestar.emulator.driver import EngineDriver
 from lodestar.emulator.errors import OpenAIError, context_too_long, model_not_found
 from lodestar.emulator.faults import FaultInjector
 from lodestar.emulator.lag import LagMonitor
-from lodestar.emulator.metrics import EmulatorGauges, InstanceMetrics, MetricsCollector, build_registry, render
+from lodestar.emulator.metrics import EmulatorGauges, InstanceMetrics, MetricsCollector
 from lodestar.emulator.output_text import OutputText
 from lodestar.emulator.prompts import block_hashes
 from lodestar.emulator.responses import DeliveryContext
@@ -59,29 +59,27 @@ class EmulatedInstance:
         self.faults = FaultInjector(
             self.driver, self.server, clock, self.metrics, f"{settings.seed}:{spec.instance_id}", self.log
         )
-        self.registry = build_registry(
-            MetricsCollector(
-                self.metrics,
-                self.model_name,
-                self.driver.snapshot,
-                self._gauges,
-                cache_info={
-                    "block_size": str(profile.block_size),
-                    "cache_dtype": "auto",
-                    "enable_prefix_caching": str(profile.enable_prefix_caching),
-                    "gpu_memory_utilization": str(profile.gpu_memory_utilization),
-                    "num_cpu_blocks": "None",
-                    "num_gpu_blocks": str(profile.num_gpu_blocks),
-                    "num_gpu_blocks_override": str(profile.num_gpu_blocks_override),
-                },
-                info={
-                    "instance_id": spec.instance_id,
-                    "hardware": spec.hardware_name,
-                    "model": self.model_name,
-                    "tp": str(profile.tp),
-                    "time_scale": str(settings.time_scale),
-                },
-            )
+        self.collector = MetricsCollector(
+            self.metrics,
+            self.model_name,
+            self.driver.snapshot,
+            self._gauges,
+            cache_info={
+                "block_size": str(profile.block_size),
+                "cache_dtype": "auto",
+                "enable_prefix_caching": str(profile.enable_prefix_caching),
+                "gpu_memory_utilization": str(profile.gpu_memory_utilization),
+                "num_cpu_blocks": "None",
+                "num_gpu_blocks": str(profile.num_gpu_blocks),
+                "num_gpu_blocks_override": str(profile.num_gpu_blocks_override),
+            },
+            info={
+                "instance_id": spec.instance_id,
+                "hardware": spec.hardware_name,
+                "model": self.model_name,
+                "tp": str(profile.tp),
+                "time_scale": str(settings.time_scale),
+            },
         )
         self._ids = random.Random(f"{settings.seed}:{spec.instance_id}:ids")
         self._seq = itertools.count()
@@ -152,7 +150,7 @@ class EmulatedInstance:
         return state.finished.prefix_hit_tokens
 
     def metrics_text(self) -> bytes:
-        return render(self.registry)
+        return self.collector.text()
 
     def _gauges(self) -> EmulatorGauges:
         status = self.faults.status()

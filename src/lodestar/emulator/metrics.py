@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from lodestar.emulator.exposition import FamilyWriter, SeriesWriter, TextWriter
 from lodestar.emulator.histogram import Histogram, one_two_five
 from lodestar.engine.engine import EngineSnapshot
 from lodestar.engine.request import FinishedRequest
@@ -110,7 +111,11 @@ class EmulatorGauges:
 
 
 class MetricsCollector(Collector):
-    """Exposes one instance's metrics; ``snapshot`` and ``gauges`` are called at scrape time."""
+    """Exposes one instance's metrics; ``snapshot`` and ``gauges`` are called at scrape time.
+
+    :meth:`write` lists the series once; :meth:`text` is the scrape (a cached-string
+    :class:`~lodestar.emulator.exposition.TextWriter`), :meth:`collect` the same families as
+    ``prometheus_client`` objects (a ``Collector``: the reference the text is tested against)."""
 
     def __init__(
         self,
@@ -127,135 +132,126 @@ class MetricsCollector(Collector):
         self.gauges = gauges
         self.cache_info = dict(cache_info)
         self.info = dict(info)
+        self._text = TextWriter()
 
     def collect(self) -> Iterator[Metric]:
+        writer = FamilyWriter()
+        self.write(writer)
+        yield from writer.families
+
+    def text(self) -> bytes:
+        """The Prometheus text exposition (format 0.0.4, as vLLM serves it)."""
+        self._text.begin()
+        self.write(self._text)
+        return self._text.text()
+
+    def write(self, w: SeriesWriter) -> None:
         m, snap = self.metrics, self.snapshot()
-        names, values = ["model_name", "engine"], [self.model_name, "0"]
+        names, values = ("model_name", "engine"), (self.model_name, "0")
 
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            g = GaugeMetricFamily(name, doc, labels=names)
-            g.add_metric(values, value)
-            return g
+        def gauge(name: str, doc: str, value: float) -> None:
+            w.family("gauge", name, doc, names, ((values, value),))
 
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            c = CounterMetricFamily(name, doc, labels=names)
-            c.add_metric(values, value)
-            return c
+        def counter(name: str, doc: str, value: float) -> None:
+            w.family("counter", name, doc, names, ((values, value),))
 
-        def histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:
-            f = HistogramMetricFamily(name, doc, labels=names)
-            f.add_metric(values, h.cumulative(), h.total)
-            return f
+        def histogram(name: str, doc: str, h: Histogram) -> None:
+            w.histogram(name, doc, names, values, h.cumulative(), h.total)
 
-        yield gauge("vllm:num_requests_running", "Number of requests in model execution batches.", snap.num_running)
-        yield gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", snap.num_waiting)
-        yield gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", snap.kv_usage_frac)
-        yield gauge(
+        gauge("vllm:num_requests_running", "Number of requests in model execution batches.", snap.num_running)
+        gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", snap.num_waiting)
+        gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", snap.kv_usage_frac)
+        gauge(
             "vllm:gpu_cache_usage_perc",
             "GPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
             snap.kv_usage_frac,
         )
-        yield counter(
+        counter(
             "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
             snap.prefix_query_tokens,
         )  # fmt: skip
-        yield counter(
+        counter(
             "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", snap.prefix_hit_tokens
         )
-        yield counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", snap.num_preemptions)
-        yield counter("vllm:prompt_tokens", "Number of prefill tokens processed.", m.prompt_tokens)
-        yield counter("vllm:generation_tokens", "Number of generation tokens processed.", m.generation_tokens)
-        success = CounterMetricFamily(
-            "vllm:request_success", "Count of successfully processed requests.", labels=[*names, "finished_reason"]
-        )
-        for reason, n in m.finished.items():
-            success.add_metric([*values, reason], n)
-        yield success
-        cache = GaugeMetricFamily(
-            "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", labels=[*self.cache_info, "engine"]
-        )
-        cache.add_metric([*self.cache_info.values(), "0"], 1.0)
-        yield cache
+        counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", snap.num_preemptions)
+        counter("vllm:prompt_tokens", "Number of prefill tokens processed.", m.prompt_tokens)
+        counter("vllm:generation_tokens", "Number of generation tokens processed.", m.generation_tokens)
+        w.family(
+            "counter", "vllm:request_success", "Count of successfully processed requests.", (*names, "finished_reason"),
+            [((*values, reason), n) for reason, n in m.finished.items()],
+        )  # fmt: skip
+        w.family(
+            "gauge", "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", (*self.cache_info, "engine"),
+            (((*self.cache_info.values(), "0"), 1.0),),
+        )  # fmt: skip
 
-        yield histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
-        yield histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
-        yield histogram(
+        histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", m.ttft)
+        histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", m.itl)
+        histogram(
             "vllm:time_per_output_token_seconds",
             "Histogram of time per output token in seconds. DEPRECATED: Use vllm:inter_token_latency_seconds.",
             m.itl,
         )
-        yield histogram(
+        histogram(
             "vllm:request_time_per_output_token_seconds",
             "Histogram of time_per_output_token_seconds per request.",
             m.request_tpot,
         )
-        yield histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2e)
-        yield histogram(
-            "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", m.queue
-        )
-        yield histogram(
+        histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", m.e2e)
+        histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", m.queue)
+        histogram(
             "vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", m.inference
         )
-        yield histogram(
+        histogram(
             "vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", m.prefill
         )
-        yield histogram(
-            "vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", m.decode
-        )
-        yield histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", m.prompt_len)
-        yield histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", m.generation_len)
-        yield histogram(
+        histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", m.decode)
+        histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", m.prompt_len)
+        histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", m.generation_len)
+        histogram(
             "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", m.max_tokens_param
         )
-        yield from self._own(m)
+        self._own(w, m)
 
-    def _own(self, m: InstanceMetrics) -> Iterator[Metric]:
+    def _own(self, w: SeriesWriter, m: InstanceMetrics) -> None:
         g = self.gauges()
-        info = GaugeMetricFamily(
-            "lodestar_emulator_info", "The emulated instance (hardware, model; display only).", labels=list(self.info)
-        )
-        info.add_metric(list(self.info.values()), 1.0)
-        yield info
-        yield GaugeMetricFamily(
-            "lodestar_emulator_virtual_time_seconds", "The instance's emulated clock.", value=g.virtual_time_s
-        )
-        yield GaugeMetricFamily(
-            "lodestar_emulator_lag_seconds", "How late (wall seconds) the last engine step was applied.", value=g.lag_s
-        )
-        yield CounterMetricFamily(
-            "lodestar_emulator_late_steps", "Engine steps applied later than the lag warning threshold.",
-            value=m.late_steps,
+
+        def gauge(name: str, doc: str, value: float) -> None:
+            w.family("gauge", name, doc, (), (((), value),))
+
+        def counter(name: str, doc: str, value: float) -> None:
+            w.family("counter", name, doc, (), (((), value),))
+
+        w.family(
+            "gauge", "lodestar_emulator_info", "The emulated instance (hardware, model; display only).",
+            tuple(self.info), ((tuple(self.info.values()), 1.0),),
         )  # fmt: skip
+        gauge("lodestar_emulator_virtual_time_seconds", "The instance's emulated clock.", g.virtual_time_s)
+        gauge("lodestar_emulator_lag_seconds", "How late (wall seconds) the last engine step was applied.", g.lag_s)
+        counter(
+            "lodestar_emulator_late_steps", "Engine steps applied later than the lag warning threshold.", m.late_steps
+        )
         for name, doc, h in (
             ("lodestar_emulator_step_lag_seconds", "Wall seconds each engine step was applied late.", m.step_lag),
             ("lodestar_emulator_delivery_lag_seconds", "Wall seconds token chunks were written late.", m.delivery_lag),
         ):
-            f = HistogramMetricFamily(name, doc)
-            f.add_metric([], h.cumulative(), h.total)
-            yield f
-        yield GaugeMetricFamily("lodestar_emulator_speed_factor", "Step-time multiplier (fault).", value=g.speed_factor)
-        yield GaugeMetricFamily("lodestar_emulator_stalled", "1 while a stall fault holds steps.", value=g.stalled)
-        yield GaugeMetricFamily(
-            "lodestar_emulator_fail_fraction", "Fraction of requests failed with HTTP 500 (fault).",
-            value=g.fail_fraction,
-        )  # fmt: skip
-        yield GaugeMetricFamily(
-            "lodestar_emulator_drop_fraction", "Fraction of streams dropped mid-way (fault).", value=g.drop_fraction
-        )
-        yield CounterMetricFamily(
-            "lodestar_emulator_injected_failures", "Requests failed by the fail fault.", value=m.injected_failures
-        )
-        yield CounterMetricFamily(
-            "lodestar_emulator_dropped_streams", "Connections dropped by a fault.", value=m.dropped_streams
-        )
+            w.histogram(name, doc, (), (), h.cumulative(), h.total)
+        gauge("lodestar_emulator_speed_factor", "Step-time multiplier (fault).", g.speed_factor)
+        gauge("lodestar_emulator_stalled", "1 while a stall fault holds steps.", g.stalled)
+        gauge("lodestar_emulator_fail_fraction", "Fraction of requests failed with HTTP 500 (fault).", g.fail_fraction)
+        gauge("lodestar_emulator_drop_fraction", "Fraction of streams dropped mid-way (fault).", g.drop_fraction)
+        counter("lodestar_emulator_injected_failures", "Requests failed by the fail fault.", m.injected_failures)
+        counter("lodestar_emulator_dropped_streams", "Connections dropped by a fault.", m.dropped_streams)
 
 
 def build_registry(collector: MetricsCollector) -> CollectorRegistry:
+    """A registry of ``collector`` (its ``prometheus_client`` families)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return registry
 
 
 def render(registry: CollectorRegistry) -> bytes:
-    """The Prometheus text exposition (format 0.0.4, as vLLM serves it)."""
+    """``prometheus_client``'s text exposition of ``registry`` (the reference for
+    :meth:`MetricsCollector.text`)."""
     return generate_latest(registry)

@@ -1,11 +1,16 @@
-"""/metrics rendering, parsed back with prometheus_client's own parser."""
+"""/metrics rendering, parsed back with prometheus_client's own parser; the fast text writer
+compared byte for byte with prometheus_client's own exposition of the same families."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from lodestar.emulator.exposition import go_float, go_number
 from lodestar.emulator.histogram import Histogram, one_two_five
 from lodestar.emulator.metrics import (
     EmulatorGauges,
@@ -43,8 +48,8 @@ def test_one_two_five_buckets_as_vllm() -> None:
     assert one_two_five(8192)[-1] == 5000
 
 
-def _render(metrics: InstanceMetrics, snap: EngineSnapshot) -> dict[str, list[Sample]]:
-    collector = MetricsCollector(
+def _collector(metrics: InstanceMetrics, snap: EngineSnapshot) -> MetricsCollector:
+    return MetricsCollector(
         metrics,
         MODEL,
         lambda: snap,
@@ -54,7 +59,10 @@ def _render(metrics: InstanceMetrics, snap: EngineSnapshot) -> dict[str, list[Sa
         cache_info={"block_size": "16", "num_gpu_blocks": "28276", "enable_prefix_caching": "True"},
         info={"instance_id": "h100-sxm-0", "hardware": "H100-SXM", "model": MODEL},
     )
-    text = render(build_registry(collector)).decode()
+
+
+def _render(metrics: InstanceMetrics, snap: EngineSnapshot) -> dict[str, list[Sample]]:
+    text = _collector(metrics, snap).text().decode()
     out: dict[str, list[Sample]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -148,3 +156,28 @@ def test_request_histograms_and_counters_after_requests() -> None:
     assert _one(s, "vllm:request_prefill_time_seconds_sum") == pytest.approx(0.025)
     assert _one(s, "vllm:request_decode_time_seconds_sum") == pytest.approx(0.09)
     assert _one(s, "vllm:request_params_max_tokens_sum") == 10
+
+
+def test_text_is_prometheus_clients_exposition_byte_for_byte_across_scrapes() -> None:
+    m = InstanceMetrics(max_model_len=8192)
+    snap = SNAP
+    collector = _collector(m, snap)
+    collector.cache_info["odd"] = 'a "quoted" \\ back\nslash'
+    reference = build_registry(collector)
+    assert collector.text() == render(reference)
+    for i in range(50):  # the cached parts must not keep old values
+        m.on_first_token(0.013 * i, prompt_tokens=100 + i)
+        m.itl.observe(0.004 * i, n=3)
+        m.e2e.observe(2_000_000.5)
+        m.late_steps += 1
+        snap = dataclasses.replace(snap, num_running=i, kv_usage_frac=i / 50, prefix_hit_tokens=10**7 + i)
+        collector.snapshot = lambda s=snap: s
+        assert collector.text() == render(reference)
+    assert b'vllm:num_requests_running{engine="0",model_name="llama-3-8b"} 49.0\n' in collector.text()
+
+
+@pytest.mark.parametrize(
+    "value", [0.0, -0.0, 1.0, 12.0, 999_999.0, 1_000_000.0, 1_234_567.0, 0.5, -3.0, 1e-7, 500_000.5, math.inf, math.nan]
+)
+def test_go_number_writes_what_prometheus_client_writes(value: float) -> None:
+    assert go_number(value) == go_float(value)
