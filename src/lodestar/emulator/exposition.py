@@ -30,6 +30,7 @@ def go_number(value: float) -> str:
         return f"{int(value)}.0"
     return go_float(value)
 
+
 Kind = Literal["gauge", "counter"]
 #: ``(le, cumulative count)`` pairs ending with ``+Inf`` (:meth:`Histogram.cumulative`)
 Buckets = Sequence[tuple[str, float]]
