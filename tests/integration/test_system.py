@@ -2,7 +2,8 @@
 gateway as real processes, started the way `lodestar up` starts them; traffic through the
 gateway with the official `openai` client. Checks that outcomes and decisions reach their
 topics (without prompt text), that the trainer publishes model versions, that the router's
-active version increases, and that after warm-up decisions are made by the learned model."""
+active version increases, and that after warm-up decisions are made by the learned model.
+Twice: the router as its own process, and embedded in the gateway's (`--embedded-router`)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ pytestmark = pytest.mark.integration
 N = 120
 
 
-@pytest.fixture(scope="module")
-def stack(local_infra: LocalInfraSettings) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=[False, True], ids=["router-process", "router-embedded"])
+def stack(local_infra: LocalInfraSettings, request: pytest.FixtureRequest) -> Iterator[Stack]:
     ports = StackPorts(
         broker=free_port(),
         gateway=free_port(),
@@ -52,6 +53,7 @@ def stack(local_infra: LocalInfraSettings) -> Iterator[Stack]:
         topic_prefix="e2e.",
         history=False,
         publish_interval_s=1.0,
+        embedded_router=request.param,
         extra_env={
             "LODESTAR_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "LODESTAR_KAFKA_REBALANCE_TIMEOUT_MS": "3000",
@@ -134,7 +136,7 @@ async def _read(settings: KafkaSettings, topic: TopicName, want: int, timeout_s:
 
 
 def _active_version(stack: Stack) -> int | None:
-    body = httpx.get(f"{stack.component('router').url}/v1/model", timeout=5).json()
+    body = httpx.get(f"{stack.router_url}/v1/model", timeout=5).json()
     version: int | None = body["active_version"]
     return version
 
@@ -143,6 +145,9 @@ async def test_traffic_flows_and_the_learned_model_takes_over(stack: Stack) -> N
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{stack.config.ports.broker}", topic_prefix="e2e.")
     gateway = stack.component("gateway").url
     assert gateway is not None
+    health = httpx.get(f"{gateway}/health", timeout=5).json()
+    assert health["router"] == ("embedded" if stack.config.embedded_router else "ok")
+    assert [c.name for c in stack.components].count("router") == (0 if stack.config.embedded_router else 1)
     texts = await _send_traffic(gateway, N, seed=1)
 
     outcomes = await _read(kafka, TopicName.REQUEST_OUTCOMES, N, 60)
@@ -166,7 +171,7 @@ async def test_traffic_flows_and_the_learned_model_takes_over(stack: Stack) -> N
         first_version = _active_version(stack)
         if first_version is None:
             await _send_traffic(gateway, 24, seed=int(time.monotonic()))
-    assert first_version is not None, stack.component("router").process.log_tail()
+    assert first_version is not None, stack.router_host().process.log_tail()
     await _send_traffic(gateway, 40, seed=7)
     models = await _read(kafka, TopicName.MODEL_UPDATES, 1000, 3)
     versions = [m.version for m in models if isinstance(m, ModelUpdate)]

@@ -2,7 +2,8 @@
 policy when the router is unset, skipped, late or failing. Never silently: every local
 decision is counted by reason and marked in the outcome.
 
-Reasons for a local decision: ``no_router`` (no router URL), ``circuit_open`` (the router is
+Reasons for a local decision: ``no_router`` (no router URL), ``router_error`` (the embedded
+router's policy raised, :mod:`lodestar_gateway.embedded`), ``circuit_open`` (the router is
 skipped for ``cooldown_s`` after ``failure_threshold`` consecutive timeouts/connection/5xx
 errors; then asked again), ``timeout``, ``connect``, ``http_error`` (a 5xx), ``rejected`` (a
 4xx: a contract mismatch, logged), ``bad_response`` (an answer that does not parse), and
@@ -22,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -47,6 +49,20 @@ class Route:
     fallback_reason: str | None = None
     explore: bool = False
     model_version: int | None = None
+
+
+class RouteSource(Protocol):
+    """The router as the gateway asks it: over HTTP (:class:`RouterClient`) or in this process
+    (:class:`~lodestar_gateway.embedded.EmbeddedRouter`)."""
+
+    @property
+    def open(self) -> bool:
+        """True while the router is skipped."""
+        ...
+
+    async def route(self, request: RouteRequest) -> RouteResponse:
+        """The router's answer; RouterUnavailableError with the reason otherwise."""
+        ...
 
 
 class RouterUnavailableError(Exception):
@@ -163,7 +179,7 @@ def _message(content: bytes) -> str:
 class Routing:
     """The router, else the local policy over the gateway's own fleet view."""
 
-    def __init__(self, router: RouterClient | None, fleet: LocalFleet, policy: Policy, metrics: GatewayMetrics) -> None:
+    def __init__(self, router: RouteSource | None, fleet: LocalFleet, policy: Policy, metrics: GatewayMetrics) -> None:
         self.router = router
         self.fleet = fleet
         self.policy = policy

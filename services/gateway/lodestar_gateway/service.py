@@ -1,5 +1,7 @@
 """Wiring of one gateway process: settings → local fleet and fallback policy, router client,
-upstream client, feedback queue, outcome publisher, instance-state feed, API.
+upstream client, feedback queue, outcome publisher, instance-state feed, API; with
+``router_embedded`` the router's own service in the same event loop
+(:mod:`lodestar_gateway.embedded`) instead of the router client and feedback queue.
 
 :meth:`GatewayService.build` builds the fallback policy from its profile (a bad profile fails
 here, before anything starts) and the object graph; :meth:`GatewayService.run` serves in the
@@ -24,24 +26,28 @@ from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.ejection import EjectionPolicy
-from lodestar.policy.profile_spec import build_policy
+from lodestar.policy.profile_spec import ProfileError, build_policy
 from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
 from lodestar_gateway.access import Access
 from lodestar_gateway.api import Health, build_app
+from lodestar_gateway.embedded import EmbeddedRouter
 from lodestar_gateway.exchange import Proxy
 from lodestar_gateway.feed import InstanceStateFeed
 from lodestar_gateway.feedback import FeedbackQueue
 from lodestar_gateway.fleet import LocalFleet
 from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.metrics import GatewayMetrics, Snapshot
-from lodestar_gateway.routing import RouterClient, Routing
+from lodestar_gateway.routing import RouterClient, RouteSource, Routing
 from lodestar_gateway.settings import GatewaySettings
+from lodestar_router.dispatch import Dispatcher
+from lodestar_router.service import RouterService
+from lodestar_router.settings import RouterSettings
 from lodestar_schemas.events import Event
 from lodestar_schemas.topics import TopicName, topic_spec
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["GatewayService", "PortInUseError", "serve"]
+__all__ = ["EmbeddedRouterError", "GatewayService", "PortInUseError", "serve"]
 
 _DRAIN_TIMEOUT_S = 5.0
 _API_STOP_TIMEOUT_S = 5.0
@@ -56,6 +62,10 @@ def upstream_headers(settings: GatewaySettings) -> dict[str, str]:
     return headers
 
 
+class EmbeddedRouterError(Exception):
+    """The embedded router cannot be built (its profile is unusable)."""
+
+
 @dataclass(frozen=True)
 class Core:
     """The request path without Kafka: the proxy, its feedback queue and router client."""
@@ -63,12 +73,14 @@ class Core:
     proxy: Proxy
     feedback: FeedbackQueue | None
     router_http: HttpClient
+    embedded: EmbeddedRouter | None = None
 
 
-def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> Core:
+def build_core(settings: GatewaySettings, publish: Callable[[Event], bool], embedded: Dispatcher | None = None) -> Core:
     """Fallback policy (ProfileError if its profile is unusable), local fleet with the static
-    instances, router client and feedback queue (if a router URL is set), upstream client,
-    API keys and client limits (KeyConfigError / ValueError if unusable)."""
+    instances, router client and feedback queue (if a router URL is set; with ``embedded``,
+    that dispatcher instead), upstream client, API keys and client limits (KeyConfigError /
+    ValueError if unusable)."""
     policy = build_policy(resolve_profile(settings.fallback_profile), full_registry(), seed=settings.fallback_seed)
     ejection = EjectionPolicy(base_s=settings.ejection_base_s, max_s=settings.ejection_max_s)
     fleet = LocalFleet(settings.staleness_s, settings.remove_after_s, ejection, settings.hold_states_when_silent)
@@ -77,8 +89,11 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
     metrics = GatewayMetrics()
     router_http = HttpClient(connect_timeout_s=max(settings.route_timeout_s, settings.feedback_timeout_s))
     router_url = settings.router_url.strip()
-    router = feedback = None
-    if router_url:
+    router: RouteSource | None = None
+    feedback = in_process = None
+    if embedded is not None:
+        router = in_process = EmbeddedRouter(embedded, metrics)
+    elif router_url:
         router = RouterClient(
             router_http,
             router_url,
@@ -103,11 +118,11 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool]) -> C
         fleet=fleet,
         metrics=metrics,
         publish=publish,
-        feedback=feedback.put if feedback is not None else None,
+        feedback=in_process.feedback if in_process is not None else feedback.put if feedback is not None else None,
         upstream_headers=upstream_headers(settings),
         access=Access.from_settings(settings),
     )
-    return Core(proxy, feedback, router_http)
+    return Core(proxy, feedback, router_http, in_process)
 
 
 @dataclass
@@ -124,19 +139,30 @@ class GatewayService:
     feedback: FeedbackQueue | None
     feed: InstanceStateFeed
     router_http: HttpClient
+    embedded: EmbeddedRouter | None = None
+    router_service: RouterService | None = None
     api_port: int | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @classmethod
-    def build(cls, settings: GatewaySettings, kafka: KafkaSettings) -> GatewayService:
-        """Build everything; ProfileError if the fallback profile is unusable."""
+    def build(
+        cls, settings: GatewaySettings, kafka: KafkaSettings, router_settings: RouterSettings | None = None
+    ) -> GatewayService:
+        """Build everything; ProfileError if the fallback profile is unusable, EmbeddedRouterError
+        if the embedded router's is (its settings: ``router_settings``, else from the environment)."""
         publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer)
-        core = build_core(settings, publisher.publish)
+        router_service = None
+        if settings.router_embedded:
+            try:
+                router_service = RouterService.build(router_settings or RouterSettings(), kafka)
+            except ProfileError as exc:
+                raise EmbeddedRouterError(f"invalid LODESTAR_ROUTER_PROFILE: {exc}") from exc
+        core = build_core(settings, publisher.publish, router_service.dispatcher if router_service else None)
         feed = InstanceStateFeed(kafka, core.proxy.fleet)
         proxy = core.proxy
         service = cls(
             settings, kafka, proxy.metrics, proxy.fleet, proxy.routing, proxy, publisher, core.feedback, feed,
-            core.router_http,
+            core.router_http, core.embedded, router_service,
         )  # fmt: skip
         proxy.metrics.bind(service.snapshot)
         return service
@@ -153,7 +179,7 @@ class GatewayService:
             feedback_sent=fb.sent if fb is not None else 0,
             feedback_dropped_full=fb.dropped_full if fb is not None else 0,
             feedback_dropped_failed=fb.dropped_failed if fb is not None else 0,
-            feedback_pending=fb.pending if fb is not None else 0,
+            feedback_pending=fb.pending if fb is not None else self.embedded.pending if self.embedded else 0,
             instances=len(self.fleet),
             instances_healthy=self.fleet.healthy_count(time.monotonic()),
             instance_states=self.fleet.states_applied,
@@ -172,7 +198,7 @@ class GatewayService:
             status="ok",
             instances=len(self.fleet),
             healthy_instances=self.fleet.healthy_count(time.monotonic()),
-            router="none" if router is None else ("skipped" if router.open else "ok"),
+            router="none" if router is None else "embedded" if self.embedded else "skipped" if router.open else "ok",
             inflight_requests=self.proxy.inflight_requests,
             pending_events=self.publisher.pending,
             pending_feedback=self.feedback.pending if self.feedback is not None else 0,
@@ -189,6 +215,14 @@ class GatewayService:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         api = ApiServer(build_app(self.proxy, self.health), sock)
         self.api_port = api.port
+        router_stop = asyncio.Event()
+        router_task = None
+        if self.router_service is not None:
+            router_task = asyncio.create_task(self.router_service.run(router_stop), name="embedded-router")
+            await asyncio.sleep(0)  # it binds its ports before its first await
+            if router_task.done():
+                sock.close()
+                router_task.result()  # PortInUseError (or what else stopped it) raised here
         self.publisher.start()
         if self.feedback is not None:
             self.feedback.start()
@@ -200,7 +234,7 @@ class GatewayService:
         log.info(
             "gateway_ready",
             api=f"http://{s.host}:{self.api_port}",
-            router=s.router_url or None,
+            router="embedded" if self.router_service is not None else s.router_url or None,
             route_timeout_s=s.route_timeout_s,
             fallback_profile=s.fallback_profile,
             static_instances=[i.instance_id for i in s.instances],
@@ -210,6 +244,9 @@ class GatewayService:
             await stop.wait()
         finally:
             await self._shutdown(api)
+            if router_task is not None:
+                router_stop.set()
+                await router_task
 
     async def _follow(self) -> None:
         await ensure_topics_retrying(self.kafka, tuple(topic_spec(t) for t in _TOPICS))
@@ -232,6 +269,8 @@ class GatewayService:
                 await task
         if self.feedback is not None:
             await self.feedback.close()
+        if self.embedded is not None:
+            self.embedded.flush()
         await self.publisher.close(drain_timeout_s=_DRAIN_TIMEOUT_S)
         await self.proxy.upstream.aclose()
         await self.router_http.aclose()

@@ -58,6 +58,11 @@ class GatewaySettings(BaseSettings):
     router_url: str = Field(
         default="http://127.0.0.1:8091", description="the router's base URL; empty: always decide locally"
     )
+    router_embedded: bool = Field(
+        default=False,
+        description="run the router in this process (its settings from LODESTAR_ROUTER_*; router_url unused): "
+        "no HTTP exchange per request",
+    )
     route_timeout_s: PositiveSeconds = Field(default=0.05, description="budget of one POST /v1/route")
     route_timeout_per_1k_tokens_s: float = Field(
         default=0.005,

@@ -63,8 +63,9 @@ def gateway(
     events are flushed first)."""
     # Service imports here, so that other `lodestar` commands start fast.
     from lodestar.policy.profile_spec import ProfileError
-    from lodestar_gateway.service import GatewayService, PortInUseError, serve
+    from lodestar_gateway.service import EmbeddedRouterError, GatewayService, PortInUseError, serve
     from lodestar_gateway.settings import GatewaySettings
+    from lodestar_router.settings import RouterSettings
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -84,11 +85,21 @@ def gateway(
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "settings"
         _fail(f"invalid {_OPTION_OF.get(name, name)}: {first['msg']}")
+    router_settings = None
+    if settings.router_embedded:
+        try:
+            router_settings = RouterSettings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = str(first["loc"][0]).upper() if first["loc"] else "SETTINGS"
+            _fail(f"invalid LODESTAR_ROUTER_{name} (embedded router): {first['msg']}")
     configure_logging(settings.log_level, settings.json_logs)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:
-        service = GatewayService.build(settings, kafka)
+        service = GatewayService.build(settings, kafka, router_settings)
+    except EmbeddedRouterError as exc:
+        _fail(str(exc))
     except ProfileError as exc:
         _fail(f"invalid --fallback-profile: {exc}")
     except ValueError as exc:  # KeyConfigError, limits of unknown keys: the message names the setting

@@ -17,6 +17,10 @@ def up(
     broker_port: Annotated[int, typer.Option(help="port of the local Kafka-protocol broker")] = 9092,
     emulator_base_port: Annotated[int, typer.Option(help="first port of the emulated instances")] = 8001,
     history: Annotated[bool, typer.Option(help="run the history service (ClickHouse on chDB)")] = True,
+    embedded_router: Annotated[
+        bool,
+        typer.Option(help="run the router inside the gateway's process (no HTTP exchange per request)"),
+    ] = False,
 ) -> None:
     """Start everything locally: broker, history (chDB), an emulated fleet, collector, router,
     trainer and gateway. Prints where to send traffic; Ctrl-C stops it all."""
@@ -31,7 +35,14 @@ def up(
         typer.echo(f"lodestar up: {exc}", err=True)
         raise typer.Exit(2) from None
     ports = StackPorts(broker=broker_port, gateway=gateway_port, emulator_base=emulator_base_port)
-    config = StackConfig(cluster=spec, ports=ports, time_scale=time_scale, profile=profile, history=history)
+    config = StackConfig(
+        cluster=spec,
+        ports=ports,
+        time_scale=time_scale,
+        profile=profile,
+        history=history,
+        embedded_router=embedded_router,
+    )
     stack = Stack(config, LocalInfraSettings())
 
     def ready(comp: Component) -> None:

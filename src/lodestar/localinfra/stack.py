@@ -51,6 +51,9 @@ class StackConfig:
     publish_interval_s: float = 5.0
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: the router inside the gateway's process (``LODESTAR_GATEWAY_ROUTER_EMBEDDED``): no router
+    #: process, no HTTP exchange per request; its API is still served on ``ports.router``
+    embedded_router: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,15 @@ class Stack:
         return {
             inst.instance_id: f"http://127.0.0.1:{base + k}" for k, inst in enumerate(self.config.cluster.instances())
         }
+
+    @property
+    def router_url(self) -> str:
+        """The router's API (in the gateway's process when embedded)."""
+        return f"http://127.0.0.1:{self.config.ports.router}"
+
+    def router_host(self) -> Component:
+        """The component whose process runs the router: ``router``, or ``gateway`` when embedded."""
+        return self.component("gateway" if self.config.embedded_router else "router")
 
     def _components(self) -> list[Component]:
         c, p = self.config, self.config.ports
@@ -168,21 +180,22 @@ class Stack:
                 collector_url,
             )
         )
-        router_url = f"http://127.0.0.1:{p.router}"
+        router_url = self.router_url
         router_env = {
             "LODESTAR_ROUTER_PORT": str(p.router),
             "LODESTAR_ROUTER_ADMIN_PORT": str(p.router_admin),
             "LODESTAR_ROUTER_ADMIN_TOKEN": c.admin_token,
             "LODESTAR_ROUTER_PROFILE": c.profile,
         }
-        out.append(
-            Component(
-                "router",
-                self._proc("router", [py, "-m", "lodestar_router"], router_env),
-                lambda: http_ok(f"{router_url}/health"),
-                router_url,
+        if not c.embedded_router:
+            out.append(
+                Component(
+                    "router",
+                    self._proc("router", [py, "-m", "lodestar_router"], router_env),
+                    lambda: http_ok(f"{router_url}/health"),
+                    router_url,
+                )
             )
-        )
         trainer_url = f"http://127.0.0.1:{p.trainer}"
         trainer_env = {
             "LODESTAR_TRAINER_PORT": str(p.trainer),
@@ -198,11 +211,13 @@ class Stack:
         )
         gateway_url = f"http://127.0.0.1:{p.gateway}"
         gateway_env = {"LODESTAR_GATEWAY_PORT": str(p.gateway), "LODESTAR_GATEWAY_ROUTER_URL": router_url}
+        if c.embedded_router:
+            gateway_env |= {**router_env, "LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true"}
         out.append(
             Component(
                 "gateway",
                 self._proc("gateway", [py, "-m", "lodestar_gateway"], gateway_env),
-                lambda: http_ok(f"{gateway_url}/health"),
+                lambda: http_ok(f"{gateway_url}/health") and (not c.embedded_router or http_ok(f"{router_url}/health")),
                 gateway_url,
             )
         )

@@ -18,6 +18,7 @@ from lodestar.serving import ApiServer, bind_socket
 from lodestar_gateway.api import Health, build_app
 from lodestar_gateway.service import Core, build_core
 from lodestar_gateway.settings import GatewaySettings
+from lodestar_router.dispatch import Dispatcher
 from lodestar_schemas.events import Event, RequestOutcome
 
 MODEL = "llama-3-8b"
@@ -61,7 +62,8 @@ class Gateway:
 
 
 @asynccontextmanager
-async def running_gateway(**settings: Any) -> AsyncIterator[Gateway]:
+async def running_gateway(embedded: Dispatcher | None = None, **settings: Any) -> AsyncIterator[Gateway]:
+    """A gateway with ``settings``; with ``embedded``, that router dispatcher in its process."""
     settings.setdefault("router_url", "")
     config = GatewaySettings(**settings)
     events: list[Event] = []
@@ -70,7 +72,7 @@ async def running_gateway(**settings: Any) -> AsyncIterator[Gateway]:
         events.append(event)
         return True
 
-    core = build_core(config, publish)
+    core = build_core(config, publish, embedded)
     proxy = core.proxy
 
     def health() -> Health:

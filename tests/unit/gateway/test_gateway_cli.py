@@ -48,6 +48,18 @@ def _restore_logging() -> Iterator[None]:
             id="key-limits",
         ),
         pytest.param([], {"LODESTAR_GATEWAY_RATE_LIMIT_RPS": "0"}, "invalid rate_limit_rps", id="rate"),
+        pytest.param(
+            [],
+            {"LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true", "LODESTAR_ROUTER_PROFILE": "/nonexistent/profile.yaml"},
+            "invalid LODESTAR_ROUTER_PROFILE",
+            id="embedded-profile",
+        ),
+        pytest.param(
+            [],
+            {"LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true", "LODESTAR_ROUTER_STALENESS_S": "-1"},
+            "invalid LODESTAR_ROUTER_STALENESS_S (embedded router)",
+            id="embedded-settings",
+        ),
     ],
 )
 def test_bad_settings_exit_2_naming_the_option(args: list[str], env: dict[str, str], fragment: str) -> None:

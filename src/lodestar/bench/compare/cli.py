@@ -56,6 +56,13 @@ def compare(
             help="a run is invalid when the bench's P90 send lag exceeds this (workload ms = wall ÷ time scale)"
         ),
     ] = 100.0,
+    lodestar_embedded: Annotated[
+        bool,
+        typer.Option(
+            "--lodestar-embedded/--lodestar-separate",
+            help="Lodestar's router inside its gateway's process, or a process of its own (as in compose)",
+        ),
+    ] = True,
     out: Annotated[Path, typer.Option(help="directory for JSON, logs, plots and the Markdown tables")] = Path(
         "out/bench-compare"
     ),
@@ -104,6 +111,7 @@ def compare(
             ttft_cap_s=ttft_cap,
             max_late_step_frac=max_late_frac,
             max_send_lag_ms=max_send_lag_ms,
+            lodestar_embedded=lodestar_embedded,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -172,7 +180,8 @@ def _run_all(console: Any, plan: RunPlan, cases: list[RouterCase], fleets: list[
             f"[bold]{spec.name}[/] ({', '.join(hardware)}): capacity {workload.capacity_rps:.3f} req/s on "
             f"{workload_name}; load {plan.load:g} → {workload.rate_rps:.3f} req/s; measured window "
             f"{plan.start_s:g}+{plan.duration_s:g} s = {len(workload.measure)} requests; time scale "
-            f"{plan.time_scale:g} (≈ {plan.duration_s * plan.time_scale:.0f} wall s of arrivals per router)",
+            f"{plan.time_scale:g} (≈ {plan.duration_s * plan.time_scale:.0f} wall s of arrivals per router); "
+            f"Lodestar's router {'in its gateway process' if plan.lodestar_embedded else 'a process of its own'}",
             highlight=False,
         )
         t0 = time.monotonic()

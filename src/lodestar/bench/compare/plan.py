@@ -140,6 +140,9 @@ class RunPlan:
     max_late_step_frac: float = 0.02
     max_send_lag_ms: float = 100.0
     model_wait_wall_s: float = 60.0
+    #: Lodestar's router inside its gateway's process (no HTTP exchange per request), else a
+    #: process of its own as in the compose file
+    lodestar_embedded: bool = True
 
     def __post_init__(self) -> None:
         for name in ("load", "duration_s", "warmup_duration_s", "time_scale", "ttft_cap_s"):

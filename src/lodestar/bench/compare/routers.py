@@ -3,7 +3,9 @@
 Peers: :func:`lodestar.peers.launch.start_peer` (pinned wheel in its own venv, ready when it
 counts every worker healthy). Lodestar: a :class:`~lodestar.localinfra.stack.Stack` as ``lodestar
 up`` runs it (broker, emulator, collector, router, trainer, gateway; no history service, which
-is off the data path) on free ports under its own name, so it can coexist with a ``lodestar up``.
+is off the data path) on free ports under its own name, so it can coexist with a ``lodestar up``;
+by default with the router embedded in the gateway's process (one process on the data path, as
+each peer is; ``RunPlan.lodestar_embedded``).
 What a Lodestar run reports besides latencies: the gateway's local fallbacks (decisions the
 router did not make in time) and the router's model (``GET /v1/model``).
 """
@@ -46,6 +48,7 @@ class LodestarStack:
         time_scale: float,
         local: LocalInfraSettings,
         extra_env: dict[str, str],
+        embedded_router: bool = False,
     ) -> None:
         base = free_port_block(len(cluster.instances()))
         ports = StackPorts(
@@ -68,6 +71,7 @@ class LodestarStack:
             topic_prefix=f"compare{tag}.",
             history=False,
             extra_env=extra_env,
+            embedded_router=embedded_router,
         )
         self.stack = Stack(config, local)
 
@@ -79,9 +83,7 @@ class LodestarStack:
 
     @property
     def router_url(self) -> str:
-        url = self.stack.component("router").url
-        assert url is not None
-        return url
+        return self.stack.router_url
 
     @property
     def instance_urls(self) -> list[str]:
@@ -110,8 +112,9 @@ class LodestarStack:
         """A new router process on the same port: its prefix index and live statistics start
         empty (they described the old emulator's caches), while the model comes back from the
         broker (the router reads the model topic from the earliest offset) — the trainer, its
-        learned state, the collector and the gateway keep running."""
-        comp = self.stack.component("router")
+        learned state, the collector (and the gateway, unless the router is embedded in it: then
+        the gateway process is the one restarted) keep running."""
+        comp = self.stack.router_host()
         comp.process.stop()
         prioritize(comp.process.start(ready=comp.ready, timeout_s=comp.timeout_s), ROUTER_NICE)
 

@@ -167,7 +167,9 @@ class Runner:
     ) -> None:
         if case.warm and not workload.warmup:
             raise CaseFailed("the warm-up window of the trace is empty (move --warmup-start)")
-        stack = LodestarStack(cluster, case.policy, self.plan.time_scale, self.local, EMULATOR_ENV)
+        stack = LodestarStack(
+            cluster, case.policy, self.plan.time_scale, self.local, EMULATOR_ENV, self.plan.lodestar_embedded
+        )
         stack.start()
         try:
             result.extra["emulator_argv"] = list(stack.emulator.argv)

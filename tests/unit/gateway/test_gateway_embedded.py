@@ -1,0 +1,110 @@
+"""The router embedded in the gateway's process: a real dispatcher (directory, policy, decision
+events) called in the loop, real emulated instances on sockets. Decisions, feedback, and the
+two reasons to decide locally (no candidate, a policy that raises)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+import pytest
+from gateway_helpers import MODEL, running_gateway, static_instances
+
+from lodestar.emulator.fleet import EmulatedFleet
+from lodestar.policy.contracts import Decision, InstanceView, Policy, RequestView
+from lodestar.policy.directory import InstanceDirectory
+from lodestar.policy.fleet import FleetState
+from lodestar_router.dispatch import Dispatcher
+from lodestar_router.metrics import RouterMetrics
+from lodestar_router.model_updates import ModelStore
+from lodestar_router.service import policy_builder
+from lodestar_schemas.events import Event, RouteDecision
+
+pytestmark = pytest.mark.timeout(60)
+
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hello there, how are you?"}], "max_tokens": 4}
+
+
+class BrokenPolicy(Policy):
+    """A plugin with a bug: every decision raises."""
+
+    name = "broken"
+
+    def decide(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> Decision:
+        raise ZeroDivisionError("bug in a plugin")
+
+
+def dispatcher_over(
+    fleet: EmulatedFleet, events: list[Event], policy: Policy | None = None, model: str = MODEL
+) -> Dispatcher:
+    directory = InstanceDirectory(FleetState(), 2.0, 30.0)
+    for inst in static_instances(fleet):
+        directory.add_static(inst["instance_id"], inst["url"], model)
+
+    def publish(event: Event) -> bool:
+        events.append(event)
+        return True
+
+    chosen = policy or policy_builder(0)("round-robin")  # not the gateway's fallback (least-request)
+    return Dispatcher(directory, chosen, ModelStore(), RouterMetrics(), publish, defer=None)
+
+
+def route_count(metrics_text: str, result: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f'lodestar_gateway_router_latency_seconds_count{{result="{result}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_requests_are_routed_by_the_embedded_dispatcher_and_feed_it_back(emulated: EmulatedFleet) -> None:
+    router_events: list[Event] = []
+    dispatcher = dispatcher_over(emulated, router_events)
+    async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for i in range(3):
+                r = await client.post(gw.url + "/v1/chat/completions", json={**BODY, "stream": i % 2 == 0},
+                                      headers={"x-request-id": f"emb-{i}"})  # fmt: skip
+                assert r.status_code == 200, r.text
+        outcomes = [await gw.outcome(f"emb-{i}") for i in range(3)]
+        for _ in range(100):  # final feedback is applied on the loop's next turn
+            if dispatcher.inflight == 0:
+                break
+            await asyncio.sleep(0.01)
+        metrics = await gw.metrics()
+    decisions = [e for e in router_events if isinstance(e, RouteDecision)]
+    assert [d.decision_id for d in decisions] == ["emb-0", "emb-1", "emb-2"]
+    assert all(o.policy == "round-robin" and not o.fallback for o in outcomes)
+    assert [o.instance_id for o in outcomes] == [d.instance_id for d in decisions]
+    assert len({o.instance_id for o in outcomes}) == 2  # round robin over both instances
+    assert dispatcher.inflight == 0
+    assert route_count(metrics, "ok") == 3
+    assert gw.core.embedded is not None and gw.core.embedded.applied >= 6  # first token + final, per request
+
+
+async def test_no_candidate_at_the_router_is_decided_locally(emulated: EmulatedFleet) -> None:
+    router_events: list[Event] = []
+    dispatcher = dispatcher_over(emulated, router_events, model="another-model")
+    async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "none-1"})
+        assert r.status_code == 200, r.text
+        out = await gw.outcome("none-1")
+        metrics = await gw.metrics()
+    assert out.fallback
+    assert 'lodestar_gateway_fallbacks_total{reason="no_instance"} 1.0' in metrics
+    assert route_count(metrics, "no_instance") == 1
+    assert router_events == []
+
+
+async def test_a_policy_that_raises_is_an_error_counted_and_decided_locally(emulated: EmulatedFleet) -> None:
+    dispatcher = dispatcher_over(emulated, [], policy=BrokenPolicy())
+    async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "bug-1"})
+        assert r.status_code == 200, r.text
+        out = await gw.outcome("bug-1")
+        metrics = await gw.metrics()
+    assert out.fallback
+    assert 'lodestar_gateway_fallbacks_total{reason="router_error"} 1.0' in metrics
+    assert dispatcher.inflight == 0
