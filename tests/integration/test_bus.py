@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from lodestar.bus.consume import EventConsumer, Received
-from lodestar.bus.publish import EventPublisher
+from lodestar.bus.publish import BufferedPublisher, EventPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar_schemas import DeadLetter, Event, TopicName
 from lodestar_schemas.topics import TOPICS, spec_for_event
@@ -118,3 +118,25 @@ async def test_malformed_bytes_on_each_topic_are_dead_lettered_and_consumer_cont
         topics.topic(t.value) for t in source_topics
     )
     assert all("not UTF-8 JSON" in r.event.reason for r in letters)  # type: ignore[attr-defined]
+
+
+async def test_a_lingering_publisher_sends_events_together_and_flushes_at_close(
+    topics: KafkaSettings, events: list[Event]
+) -> None:
+    publisher = BufferedPublisher(topics, linger_s=30.0)
+    publisher.start()
+    for event in events:
+        assert publisher.publish(event)
+    await asyncio.sleep(0.5)
+    assert publisher.stats.sent == 0 and publisher.pending == len(events)  # held for the linger
+    t0 = asyncio.get_running_loop().time()
+    await publisher.close(drain_timeout_s=20.0)
+    assert asyncio.get_running_loop().time() - t0 < 20.0  # close does not wait out the linger
+    assert publisher.stats.sent == len(events) and publisher.stats.dropped == 0
+    consumer = EventConsumer(topics, ALL_TOPICS, group_id=None)
+    await consumer.start()
+    try:
+        got = await _drain(consumer, len(events))
+    finally:
+        await consumer.stop()
+    assert sorted(r.event.event_id for r in got) == sorted(e.event_id for e in events)

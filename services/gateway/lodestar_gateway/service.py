@@ -150,7 +150,7 @@ class GatewayService:
     ) -> GatewayService:
         """Build everything; ProfileError if the fallback profile is unusable, EmbeddedRouterError
         if the embedded router's is (its settings: ``router_settings``, else from the environment)."""
-        publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer)
+        publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer, linger_s=settings.publish_linger_s)
         router_service = None
         if settings.router_embedded:
             try:

@@ -137,6 +137,9 @@ class GatewaySettings(BaseSettings):
     feedback_linger_s: float = Field(default=0.02, ge=0.0, le=1.0, description="wait to fill a feedback batch")
     feedback_timeout_s: PositiveSeconds = Field(default=1.0, description="budget of one POST /v1/feedback")
     publish_buffer: int = Field(default=100_000, ge=1, description="outcome events buffered while the broker lags")
+    publish_linger_s: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="outcome events wait this long to leave in batches (0: at once)"
+    )
 
     # --- logs --------------------------------------------------------------------------------
     log_text: bool = Field(default=False, description="log prompt text (never on a topic); off by default")

@@ -86,7 +86,7 @@ class RouterService:
             directory.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
         metrics = RouterMetrics()
         models = ModelStore()
-        publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer)
+        publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer, linger_s=settings.publish_linger_s)
         dispatcher = Dispatcher(
             directory, policy, models, metrics, publisher.publish, inflight_timeout_s=settings.inflight_timeout_s
         )

@@ -61,6 +61,9 @@ class RouterSettings(BaseSettings):
         description="while no instance state arrives at all (broker or collector down), keep the last ones",
     )
     publish_buffer: int = Field(default=100_000, ge=1, description="decision events buffered while the broker lags")
+    publish_linger_s: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="decision events wait this long to leave in batches (0: at once)"
+    )
     drain_timeout_s: float = Field(default=5.0, ge=0.0, description="at shutdown, how long buffered events may take")
     log_level: str = "INFO"
     json_logs: bool = True

@@ -2,7 +2,10 @@
 
 The buffer never blocks the caller: when full it drops the new event and counts it. While the
 broker is unreachable it keeps events (up to capacity) and retries with capped backoff, so a
-broker outage delays events instead of losing them.
+broker outage delays events instead of losing them. With ``linger_s`` it waits that long after
+the first event of a quiet spell before sending, so events leave in batches: one produce
+request (one socket write, one wake-up of the broker) per batch instead of per event, which is
+CPU taken from the request path on a small machine.
 """
 
 from __future__ import annotations
@@ -95,10 +98,12 @@ class BufferedPublisher:
         capacity: int = 100_000,
         batch_size: int = 500,
         max_backoff_s: float = 2.0,
+        linger_s: float = 0.0,
     ) -> None:
         self.settings = settings
         self.capacity = capacity
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self.max_backoff_s = max_backoff_s
         self.stats = PublisherStats()
         self._buffer: collections.deque[Event] = collections.deque()
@@ -108,6 +113,7 @@ class BufferedPublisher:
         self._task: asyncio.Task[None] | None = None
         self._publisher = EventPublisher(settings)
         self._closing = False
+        self._closed = asyncio.Event()
 
     def publish(self, event: Event) -> bool:
         """Buffer ``event`` for sending; False (and counted as dropped) if the buffer is full."""
@@ -130,6 +136,7 @@ class BufferedPublisher:
     async def close(self, drain_timeout_s: float = 5.0) -> None:
         """Try to send what is buffered for up to ``drain_timeout_s``; the rest counts as dropped."""
         self._closing = True
+        self._closed.set()  # ends a linger at once
         self._wakeup.set()
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
@@ -143,11 +150,18 @@ class BufferedPublisher:
 
     async def _run(self) -> None:
         backoff = 0.05
+        lingered = False
         while True:
             if not self._buffer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            if self.linger_s > 0 and not lingered and len(self._buffer) < self.batch_size:
+                lingered = True  # once per batch: what arrives meanwhile leaves with it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), self.linger_s)
+                continue
+            lingered = False
             try:
                 if not self._publisher.started:
                     await self._publisher.start()
