@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.settings import KafkaSettings
@@ -54,9 +54,9 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    """A FastAPI app served on an already bound socket."""
+    """An ASGI app (a FastAPI app, or one in front of it) served on an already bound socket."""
 
-    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         config = uvicorn.Config(

@@ -19,12 +19,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 from lodestar.openapi_doc import Operation, document
 from lodestar_gateway.errors import JSON, GatewayError, install_error_handlers
@@ -83,7 +84,36 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
-def build_app(proxy: Proxy, health: Callable[[], Health]) -> FastAPI:
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HotRoutes:
+    """The ASGI app served: ``POST`` on the two completion paths goes straight to its handler;
+    everything else to the FastAPI ``app`` (which also documents those two). The handlers answer
+    every refusal themselves and the exchange catches its own failures, so the framework's
+    middleware stack (error, exception, exit-stack, body-limit and telemetry layers: an async
+    call and a scope copy each, per request) only adds time to the first token. A handler that
+    raises anyway (a bug) gets the 500 the app's error handler would give."""
+
+    def __init__(self, app: FastAPI, routes: dict[str, Handler]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.routes.get(scope["path"])
+            if handler is not None:
+                try:
+                    response = await handler(Request(scope, receive, send))
+                except Exception:
+                    log.exception("request_handler_failed", path=scope["path"])
+                    response = GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error").response()
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
     app = FastAPI(title="Lodestar gateway", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     settings = proxy.settings
@@ -163,4 +193,4 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> FastAPI:
     async def metrics() -> Response:
         return Response(proxy.metrics.render(), media_type=CONTENT_TYPE)
 
-    return app
+    return HotRoutes(app, {"/v1/chat/completions": chat_completions, "/v1/completions": completions})
