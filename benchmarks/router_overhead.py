@@ -82,7 +82,7 @@ from lodestar_schemas import ModelUpdate
 MODEL = "llama-3-8b"
 PROMPT = "Summarise the following notes for the weekly operations review. " * 12
 TOKEN = b'"delta":{"content":"'
-PATHS = ("vllm", "sglang", "sglang-cache", "lodestar")
+PATHS = ("vllm", "sglang", "sglang-cache", "lodestar", "lodestar-embedded", "lodestar-gateway")
 PEER_PATHS = {
     "vllm": ("vllm", "round_robin"),
     "sglang": ("sglang", "round_robin"),
@@ -178,9 +178,13 @@ def routers(
                 started: PeerRouter = start_peer(launch, infra, timeout_s=90.0)
                 stack.callback(started.stop)
                 out.ports[name], out.pids[name], out.argv[name] = launch.port, [started.pid], started.argv
-            elif name == "lodestar":
+            elif name in ("lodestar", "lodestar-embedded"):
                 out.ports[name], out.pids[name], out.argv[name] = stack.enter_context(
-                    _lodestar(infra, workers, kafka, model)
+                    _lodestar(infra, workers, kafka, model, embedded=name == "lodestar-embedded")
+                )
+            elif name == "lodestar-gateway":
+                out.ports[name], out.pids[name], out.argv[name] = stack.enter_context(
+                    _lodestar_gateway(infra, workers, kafka)
                 )
             else:
                 raise SystemExit(f"unknown path {name!r} (known: {', '.join(PATHS)})")
@@ -189,8 +193,10 @@ def routers(
 
 @contextmanager
 def _lodestar(
-    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings, model: ModelState
+    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings, model: ModelState, embedded: bool = False
 ) -> Iterator[tuple[int, list[int], list[str]]]:
+    """Gateway and router as two processes, or (``embedded``) the router inside the gateway's
+    process (``LODESTAR_GATEWAY_ROUTER_EMBEDDED``), its API still on its own port."""
     router_port, gateway_port = free_port(), free_port()
     instances = [{"instance_id": f"inst-{k}", "url": url, "model": MODEL} for k, url in enumerate(workers)]
     profile = Path(tempfile.mkdtemp(prefix="overhead-")) / "lodestar-overhead.yaml"
@@ -199,24 +205,57 @@ def _lodestar(
         "LODESTAR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "LODESTAR_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "LODESTAR_ROUTER_INSTANCES": json.dumps(instances),
+        "LODESTAR_ROUTER_PORT": str(router_port),
+        "LODESTAR_ROUTER_ADMIN_PORT": str(free_port()),
+        "LODESTAR_ROUTER_PROFILE": str(profile),
         "LODESTAR_GATEWAY_INSTANCES": json.dumps(instances),
         "LODESTAR_GATEWAY_ROUTER_URL": f"http://127.0.0.1:{router_port}",
+        "LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true" if embedded else "false",
         "LODESTAR_ROUTER_LOG_LEVEL": "WARNING",
         "LODESTAR_GATEWAY_LOG_LEVEL": "WARNING",
     }
-    router_argv = [*lodestar_argv(), "router", "--port", str(router_port), "--profile", str(profile)]
+    router_argv = [*lodestar_argv(), "router"]
     gateway_argv = [*lodestar_argv(), "gateway", "--port", str(gateway_port)]
     router_url = f"http://127.0.0.1:{router_port}"
-    with _process(infra, "router", router_argv, lambda: _ok(f"{router_url}/health"), env) as router_pid:
+    gw_ready = f"http://127.0.0.1:{gateway_port}/health"
+
+    def took_model() -> None:
         deadline = time.monotonic() + 60
         asyncio.run(_publish_model(kafka, model))
         while httpx.get(f"{router_url}/v1/model", timeout=5).json().get("active_version") != model.version:
             if time.monotonic() > deadline:
                 raise SystemExit("the router never took the model")
             time.sleep(0.5)
-        gw_ready = f"http://127.0.0.1:{gateway_port}/health"
+
+    if embedded:
+        with _process(infra, "gateway-embedded", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
+            took_model()
+            yield gateway_port, [gateway_pid], gateway_argv
+        return
+    with _process(infra, "router", router_argv, lambda: _ok(f"{router_url}/health"), env) as router_pid:
+        took_model()
         with _process(infra, "gateway", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
             yield gateway_port, [gateway_pid, router_pid], [*gateway_argv, "+", *router_argv]
+
+
+@contextmanager
+def _lodestar_gateway(
+    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings
+) -> Iterator[tuple[int, list[int], list[str]]]:
+    """The gateway alone (no router URL: its local ``least-request`` policy decides), to split
+    Lodestar's added TTFT into the gateway's part and the route call's."""
+    gateway_port = free_port()
+    instances = [{"instance_id": f"inst-{k}", "url": url, "model": MODEL} for k, url in enumerate(workers)]
+    env = {
+        "LODESTAR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "LODESTAR_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "LODESTAR_GATEWAY_INSTANCES": json.dumps(instances),
+        "LODESTAR_GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    gateway_argv = [*lodestar_argv(), "gateway", "--port", str(gateway_port)]
+    gw_ready = f"http://127.0.0.1:{gateway_port}/health"
+    with _process(infra, "gateway-alone", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
+        yield gateway_port, [gateway_pid], gateway_argv
 
 
 @contextmanager
@@ -267,7 +306,11 @@ async def one_ttft(port: int, body: bytes) -> float:
         writer.close()
 
 
-async def bench_ttft(ports: dict[str, int], n: int, warmup: int = 20) -> dict[str, Any]:
+#: requests per path before the measured ones (connections, caches, JIT-free but warm)
+WARMUP = 20
+
+
+async def bench_ttft(ports: dict[str, int], n: int, warmup: int = WARMUP) -> dict[str, Any]:
     body = _body(2)
     order = list(ports)
     for _ in range(warmup):
@@ -432,13 +475,16 @@ def run_async(coro: Any) -> Any:
 
 def print_ttft(ttft: dict[str, Any]) -> None:
     print(f"\nadded TTFT (ms, vs direct; {ttft['requests_per_path']} sequential requests per path, interleaved)")
-    print(f"{'path':<14}{'P50':>9}{'P90':>9}{'P99':>9}{'added P50':>11}{'added P90':>11}{'added P99':>11}")
+    print(f"{'path':<18}{'P50':>9}{'P90':>9}{'P99':>9}{'added P50':>11}{'added P90':>11}{'added P99':>11}"
+          f"{'CPU ms/req':>12}")  # fmt: skip
     for name, row in ttft.items():
         if not isinstance(row, dict):
             continue
         added = [row.get(f"added_p{q}_ms") for q in (50, 90, 99)]
         cells = "".join(f"{v:>11.2f}" if v is not None else f"{'—':>11}" for v in added)
-        print(f"{name:<14}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['p99_ms']:>9.2f}{cells}")
+        cpu = row.get("cpu_ms_per_request")
+        cells += f"{cpu:>12.2f}" if cpu is not None else f"{'—':>12}"
+        print(f"{name:<18}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['p99_ms']:>9.2f}{cells}")
 
 
 #: issue 10: Lodestar's added TTFT P50 ≤ 2 ms, P99 ≤ 5 ms, and within 1.5× of vllm-router's
@@ -513,8 +559,12 @@ def main() -> None:
                 ports = {"direct": int(urls[0].rsplit(":", 1)[1]), **paths.ports}
                 report["router_argv"] = paths.argv
                 targets = dict(zip(("gateway", "router"), paths.pids.get("lodestar", []), strict=False))
+                cpu_before = {name: [cpu_s(p) for p in pids] for name, pids in paths.pids.items()}
                 with py_spy(args.py_spy, targets):
-                    report["ttft"] = run_async(bench_ttft(ports, args.requests))
+                    report["ttft"] = run_async(bench_ttft(ports, args.requests, WARMUP))
+                for name, pids in paths.pids.items():
+                    spent = sum(cpu_s(p) for p in pids) - sum(cpu_before[name])
+                    report["ttft"][name]["cpu_ms_per_request"] = spent * 1e3 / (args.requests + WARMUP)
             report["ttft_load_after"] = os.getloadavg()
             print_ttft(report["ttft"])
             report["ttft_targets"] = ttft_targets(report["ttft"])
