@@ -82,29 +82,23 @@ async def test_requests_are_routed_by_the_embedded_dispatcher_and_feed_it_back(e
     assert gw.core.embedded is not None and gw.core.embedded.applied >= 6  # first token + final, per request
 
 
-async def test_no_candidate_at_the_router_is_decided_locally(emulated: EmulatedFleet) -> None:
+@pytest.mark.parametrize(
+    ("reason", "model", "policy"),
+    [("no_instance", "another-model", None), ("router_error", MODEL, BrokenPolicy())],
+    ids=["no-candidate", "policy-raises"],
+)
+async def test_what_the_router_cannot_decide_is_decided_locally_and_counted(
+    emulated: EmulatedFleet, reason: str, model: str, policy: Policy | None
+) -> None:
     router_events: list[Event] = []
-    dispatcher = dispatcher_over(emulated, router_events, model="another-model")
+    dispatcher = dispatcher_over(emulated, router_events, policy=policy, model=model)
     async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
         async with httpx.AsyncClient(timeout=30) as client:
-            r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "none-1"})
+            r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "local-1"})
         assert r.status_code == 200, r.text
-        out = await gw.outcome("none-1")
+        out = await gw.outcome("local-1")
         metrics = await gw.metrics()
     assert out.fallback
-    assert 'lodestar_gateway_fallbacks_total{reason="no_instance"} 1.0' in metrics
-    assert route_count(metrics, "no_instance") == 1
-    assert router_events == []
-
-
-async def test_a_policy_that_raises_is_an_error_counted_and_decided_locally(emulated: EmulatedFleet) -> None:
-    dispatcher = dispatcher_over(emulated, [], policy=BrokenPolicy())
-    async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
-        async with httpx.AsyncClient(timeout=30) as client:
-            r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "bug-1"})
-        assert r.status_code == 200, r.text
-        out = await gw.outcome("bug-1")
-        metrics = await gw.metrics()
-    assert out.fallback
-    assert 'lodestar_gateway_fallbacks_total{reason="router_error"} 1.0' in metrics
-    assert dispatcher.inflight == 0
+    assert f'lodestar_gateway_fallbacks_total{{reason="{reason}"}} 1.0' in metrics
+    assert route_count(metrics, reason) == 1
+    assert router_events == [] and dispatcher.inflight == 0
