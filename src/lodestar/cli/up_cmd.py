@@ -19,11 +19,16 @@ def up(
     history: Annotated[bool, typer.Option(help="run the history service (ClickHouse on chDB)")] = True,
     embedded_router: Annotated[
         bool,
-        typer.Option(help="run the router inside the gateway's process (no HTTP exchange per request)"),
-    ] = False,
+        typer.Option(
+            "--embedded-router/--separate-router",
+            help="the router inside the gateway's process (no HTTP exchange per request), or its own process "
+            "(the compose layout)",
+        ),
+    ] = True,
 ) -> None:
-    """Start everything locally: broker, history (chDB), an emulated fleet, collector, router,
-    trainer and gateway. Prints where to send traffic; Ctrl-C stops it all."""
+    """Start everything locally: broker, history (chDB), an emulated fleet, collector, trainer
+    and gateway with the router in its process (or the router as its own process:
+    --separate-router). Prints where to send traffic; Ctrl-C stops it all."""
     from lodestar.cluster.spec import ClusterFileError, load_cluster
     from lodestar.localinfra.process import ProcessStartError
     from lodestar.localinfra.settings import LocalInfraSettings
