@@ -493,23 +493,26 @@ TARGET_VS_VLLM = 1.5
 
 
 def ttft_targets(ttft: dict[str, Any]) -> list[dict[str, Any]]:
-    """Lodestar's added TTFT against the issue's targets (absolute, and relative to vllm-router's
-    added TTFT: ``lodestar ≤ 1.5 × vllm``). When vllm-router adds nothing measurable (its added
-    TTFT ≤ 0, within noise) the relative target is undefined: ``met`` is None, not a pass."""
-    mine, vllm = ttft.get("lodestar"), ttft.get("vllm")
-    if not isinstance(mine, dict):
-        return []
+    """Lodestar's added TTFT (both layouts measured: ``lodestar``, ``lodestar-embedded``) against
+    the issue's targets (absolute, and relative to vllm-router's added TTFT: ``lodestar ≤ 1.5 ×
+    vllm``). When vllm-router adds nothing measurable (its added TTFT ≤ 0, within noise) the
+    relative target is undefined: ``met`` is None, not a pass."""
+    vllm = ttft.get("vllm")
     out: list[dict[str, Any]] = []
-    for q, limit in TARGET_ADDED_MS.items():
-        added = mine[f"added_{q}_ms"]
-        out.append({"target": f"lodestar added TTFT {q.upper()} <= {limit:g} ms", "value_ms": added,
-                    "met": added <= limit})  # fmt: skip
-        if isinstance(vllm, dict):
-            ref = vllm[f"added_{q}_ms"]
-            ratio = added / ref if ref > 0 else None
-            met = added <= TARGET_VS_VLLM * ref if ref > 0 else None
-            out.append({"target": f"lodestar added TTFT {q.upper()} <= {TARGET_VS_VLLM:g} x vllm-router's",
-                        "value_ms": added, "vllm_ms": ref, "ratio": ratio, "met": met})  # fmt: skip
+    for name in ("lodestar", "lodestar-embedded"):
+        mine = ttft.get(name)
+        if not isinstance(mine, dict):
+            continue
+        for q, limit in TARGET_ADDED_MS.items():
+            added = mine[f"added_{q}_ms"]
+            out.append({"target": f"{name} added TTFT {q.upper()} <= {limit:g} ms", "value_ms": added,
+                        "met": added <= limit})  # fmt: skip
+            if isinstance(vllm, dict):
+                ref = vllm[f"added_{q}_ms"]
+                ratio = added / ref if ref > 0 else None
+                met = added <= TARGET_VS_VLLM * ref if ref > 0 else None
+                out.append({"target": f"{name} added TTFT {q.upper()} <= {TARGET_VS_VLLM:g} x vllm-router's",
+                            "value_ms": added, "vllm_ms": ref, "ratio": ratio, "met": met})  # fmt: skip
     return out
 
 
