@@ -145,7 +145,8 @@ async def test_traffic_flows_and_the_learned_model_takes_over(stack: Stack) -> N
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{stack.config.ports.broker}", topic_prefix="e2e.")
     gateway = stack.component("gateway").url
     assert gateway is not None
-    health = httpx.get(f"{gateway}/health", timeout=5).json()
+    async with httpx.AsyncClient(timeout=5) as client:
+        health = (await client.get(f"{gateway}/health")).json()
     assert health["router"] == ("embedded" if stack.config.embedded_router else "ok")
     assert [c.name for c in stack.components].count("router") == (0 if stack.config.embedded_router else 1)
     texts = await _send_traffic(gateway, N, seed=1)
