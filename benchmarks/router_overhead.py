@@ -178,29 +178,32 @@ def routers(
                 started: PeerRouter = start_peer(launch, infra, timeout_s=90.0)
                 stack.callback(started.stop)
                 out.ports[name], out.pids[name], out.argv[name] = launch.port, [started.pid], started.argv
-            elif name in ("lodestar", "lodestar-embedded"):
+            elif name in LAYOUTS:
                 out.ports[name], out.pids[name], out.argv[name] = stack.enter_context(
-                    _lodestar(infra, workers, kafka, model, embedded=name == "lodestar-embedded")
-                )
-            elif name == "lodestar-gateway":
-                out.ports[name], out.pids[name], out.argv[name] = stack.enter_context(
-                    _lodestar_gateway(infra, workers, kafka)
+                    _lodestar(infra, workers, kafka, model, LAYOUTS[name])
                 )
             else:
                 raise SystemExit(f"unknown path {name!r} (known: {', '.join(PATHS)})")
         yield out
 
 
+#: how Lodestar is laid out per path: router as its own process, inside the gateway's, or none
+LAYOUTS = {"lodestar": "separate", "lodestar-embedded": "embedded", "lodestar-gateway": "alone"}
+
+
 @contextmanager
 def _lodestar(
-    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings, model: ModelState, embedded: bool = False
+    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings, model: ModelState, layout: str
 ) -> Iterator[tuple[int, list[int], list[str]]]:
-    """Gateway and router as two processes, or (``embedded``) the router inside the gateway's
-    process (``LODESTAR_GATEWAY_ROUTER_EMBEDDED``), its API still on its own port."""
+    """Gateway and router as two processes (``separate``), the router inside the gateway's
+    process (``embedded``: ``LODESTAR_GATEWAY_ROUTER_EMBEDDED``, its API still on its own port),
+    or the gateway alone (``alone``: no router URL, its local ``least-request`` policy decides),
+    to split Lodestar's added TTFT into the gateway's part and the route call's."""
     router_port, gateway_port = free_port(), free_port()
     instances = [{"instance_id": f"inst-{k}", "url": url, "model": MODEL} for k, url in enumerate(workers)]
     profile = Path(tempfile.mkdtemp(prefix="overhead-")) / "lodestar-overhead.yaml"
     profile.write_text(PROFILE)
+    router_url = f"http://127.0.0.1:{router_port}"
     env = {
         "LODESTAR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "LODESTAR_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
@@ -209,14 +212,13 @@ def _lodestar(
         "LODESTAR_ROUTER_ADMIN_PORT": str(free_port()),
         "LODESTAR_ROUTER_PROFILE": str(profile),
         "LODESTAR_GATEWAY_INSTANCES": json.dumps(instances),
-        "LODESTAR_GATEWAY_ROUTER_URL": f"http://127.0.0.1:{router_port}",
-        "LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true" if embedded else "false",
+        "LODESTAR_GATEWAY_ROUTER_URL": "" if layout == "alone" else router_url,
+        "LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true" if layout == "embedded" else "false",
         "LODESTAR_ROUTER_LOG_LEVEL": "WARNING",
         "LODESTAR_GATEWAY_LOG_LEVEL": "WARNING",
     }
     router_argv = [*lodestar_argv(), "router"]
     gateway_argv = [*lodestar_argv(), "gateway", "--port", str(gateway_port)]
-    router_url = f"http://127.0.0.1:{router_port}"
     gw_ready = f"http://127.0.0.1:{gateway_port}/health"
 
     def took_model() -> None:
@@ -227,35 +229,16 @@ def _lodestar(
                 raise SystemExit("the router never took the model")
             time.sleep(0.5)
 
-    if embedded:
-        with _process(infra, "gateway-embedded", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
-            took_model()
+    if layout != "separate":
+        with _process(infra, f"gateway-{layout}", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
+            if layout == "embedded":
+                took_model()
             yield gateway_port, [gateway_pid], gateway_argv
         return
     with _process(infra, "router", router_argv, lambda: _ok(f"{router_url}/health"), env) as router_pid:
         took_model()
         with _process(infra, "gateway", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
             yield gateway_port, [gateway_pid, router_pid], [*gateway_argv, "+", *router_argv]
-
-
-@contextmanager
-def _lodestar_gateway(
-    infra: LocalInfraSettings, workers: list[str], kafka: KafkaSettings
-) -> Iterator[tuple[int, list[int], list[str]]]:
-    """The gateway alone (no router URL: its local ``least-request`` policy decides), to split
-    Lodestar's added TTFT into the gateway's part and the route call's."""
-    gateway_port = free_port()
-    instances = [{"instance_id": f"inst-{k}", "url": url, "model": MODEL} for k, url in enumerate(workers)]
-    env = {
-        "LODESTAR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "LODESTAR_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-        "LODESTAR_GATEWAY_INSTANCES": json.dumps(instances),
-        "LODESTAR_GATEWAY_LOG_LEVEL": "WARNING",
-    }
-    gateway_argv = [*lodestar_argv(), "gateway", "--port", str(gateway_port)]
-    gw_ready = f"http://127.0.0.1:{gateway_port}/health"
-    with _process(infra, "gateway-alone", gateway_argv, lambda: _ok(gw_ready), env) as gateway_pid:
-        yield gateway_port, [gateway_pid], gateway_argv
 
 
 @contextmanager
