@@ -64,9 +64,10 @@ WARM_SPEC = SPEC.replace("rate_rps: 2", "rate_rps: 4")
 
 @pytest.mark.slow
 def test_compare_lodestar_warm_keeps_the_model_across_restarts(tmp_path: Path) -> None:
-    """Lodestar warmed: the warm-up slice trains a model; the emulator and the router are
-    restarted (cold KV cache, empty prefix index) and the router takes the same model back
-    from the broker before the measured slice; the emulator saw only the measured slice."""
+    """Lodestar warmed: the warm-up slice trains a model; every process is restarted (cold KV
+    cache, empty prefix index, empty broker) with only that model put back on the new broker,
+    and the router decides with it before the measured slice; the emulator saw only the
+    measured slice."""
     spec = tmp_path / "w.yaml"
     spec.write_text(WARM_SPEC)
     out = tmp_path / "out"

@@ -13,9 +13,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from lodestar.bus.consume import EventConsumer, Received
+from lodestar.bus.model_topic import newest_model_update, put_model_update
 from lodestar.bus.publish import BufferedPublisher, EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar_schemas import DeadLetter, Event, TopicName
+from lodestar_schemas import DeadLetter, Event, ModelUpdate, TopicName
 from lodestar_schemas.topics import TOPICS, spec_for_event
 
 pytestmark = pytest.mark.integration
@@ -140,3 +141,14 @@ async def test_a_lingering_publisher_sends_events_together_and_flushes_at_close(
     finally:
         await consumer.stop()
     assert sorted(r.event.event_id for r in got) == sorted(e.event_id for e in events)
+
+
+async def test_the_model_topic_gives_its_newest_update_and_takes_one_back(
+    topics: KafkaSettings, events: list[Event]
+) -> None:
+    assert await newest_model_update(topics, idle_s=0.5) is None
+    (model,) = [e for e in events if isinstance(e, ModelUpdate)]
+    for version in (3, 5, 4):  # out of order: the highest version wins, not the last written
+        await put_model_update(topics, model.model_copy(update={"version": version, "event_id": uuid.uuid4()}))
+    newest = await newest_model_update(topics, idle_s=0.5)
+    assert newest is not None and newest.version == 5 and newest.weights == model.weights

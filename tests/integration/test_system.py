@@ -135,6 +135,14 @@ async def _read(settings: KafkaSettings, topic: TopicName, want: int, timeout_s:
     return out
 
 
+def _sample(metrics_text: str, series: str) -> float:
+    """The value of one series of a Prometheus text page (0 when absent)."""
+    for line in metrics_text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _active_version(stack: Stack) -> int | None:
     body = httpx.get(f"{stack.router_url}/v1/model", timeout=5).json()
     version: int | None = body["active_version"]
@@ -150,6 +158,13 @@ async def test_traffic_flows_and_the_learned_model_takes_over(stack: Stack) -> N
     assert health["router"] == ("embedded" if stack.config.embedded_router else "ok")
     assert [c.name for c in stack.components].count("router") == (0 if stack.config.embedded_router else 1)
     texts = await _send_traffic(gateway, N, seed=1)
+    # Both the gateway's fallback view and the router follow the instance states (embedded:
+    # through the router's one consumer).
+    async with httpx.AsyncClient(timeout=5) as client:
+        gateway_metrics = (await client.get(f"{gateway}/metrics")).text
+        router_metrics = (await client.get(f"{stack.router_url}/metrics")).text
+    assert _sample(gateway_metrics, "lodestar_gateway_instance_states_total") > 0
+    assert _sample(router_metrics, 'lodestar_router_instance_states_total{outcome="applied"}') > 0
 
     outcomes = await _read(kafka, TopicName.REQUEST_OUTCOMES, N, 60)
     decisions = await _read(kafka, TopicName.ROUTE_DECISIONS, N, 30)

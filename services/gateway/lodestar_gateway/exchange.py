@@ -200,6 +200,7 @@ class Exchange(AsgiResponse):
             except ProtocolError as exc:
                 raise _upstream_broke(route, exc) from None
             break
+        down.extra_headers.extend(route_headers(route))
         try:
             if response.status != 200:
                 m.fail("error", response.status, f"upstream_{response.status}")
@@ -399,3 +400,14 @@ def _upstream_broke(route: Route | None, exc: HttpError) -> GatewayError:
         f"The connection to instance {instance} broke ({type(exc).__name__}).",
         error_class="upstream_disconnected",
     )
+
+
+def route_headers(route: Route) -> list[tuple[bytes, bytes]]:
+    """Which instance answered and how it was chosen (``router``, ``explore``, or
+    ``fallback:<reason>``), as response headers: clients and benchmarks attribute latency
+    to instances without reading the gateway's events."""
+    if not route.via_router:
+        how = f"fallback:{route.fallback_reason or 'local'}"
+    else:
+        how = "explore" if route.explore else "router"
+    return [(b"x-lodestar-instance", route.instance_id.encode()), (b"x-lodestar-decision", how.encode())]

@@ -6,7 +6,9 @@ upstream client, feedback queue, outcome publisher, instance-state feed, API; wi
 :meth:`GatewayService.build` builds the fallback policy from its profile (a bad profile fails
 here, before anything starts) and the object graph; :meth:`GatewayService.run` serves in the
 current event loop until ``stop`` is set: the API, the feed (after making sure the topics
-exist), the fleet sweep, the feedback and publisher tasks. Shutdown stops the API (in-flight
+exist; with the router embedded, the router's instance-state consumer updates this gateway's
+fleet too, so the process reads the topic once), the fleet sweep, the feedback and publisher
+tasks. Shutdown stops the API (in-flight
 requests get a short grace), then flushes feedback and outcome events (bounded) and closes
 the clients. :func:`serve` adds SIGINT/SIGTERM handling.
 """
@@ -137,7 +139,7 @@ class GatewayService:
     proxy: Proxy
     publisher: BufferedPublisher
     feedback: FeedbackQueue | None
-    feed: InstanceStateFeed
+    feed: InstanceStateFeed | None  # None with the router embedded: its feed serves both
     router_http: HttpClient
     embedded: EmbeddedRouter | None = None
     router_service: RouterService | None = None
@@ -158,8 +160,12 @@ class GatewayService:
             except ProfileError as exc:
                 raise EmbeddedRouterError(f"invalid LODESTAR_ROUTER_PROFILE: {exc}") from exc
         core = build_core(settings, publisher.publish, router_service.dispatcher if router_service else None)
-        feed = InstanceStateFeed(kafka, core.proxy.fleet)
         proxy = core.proxy
+        feed = None
+        if router_service is None:
+            feed = InstanceStateFeed(kafka, proxy.fleet)
+        else:  # one consumer of the topic in this process: the embedded router's, shared
+            router_service.state_listeners.append(proxy.fleet.apply)
         service = cls(
             settings, kafka, proxy.metrics, proxy.fleet, proxy.routing, proxy, publisher, core.feedback, feed,
             core.router_http, core.embedded, router_service,
@@ -183,7 +189,7 @@ class GatewayService:
             instances=len(self.fleet),
             instances_healthy=self.fleet.healthy_count(time.monotonic()),
             instance_states=self.fleet.states_applied,
-            undecodable_states=self.feed.undecodable,
+            undecodable_states=self._state_feed_undecodable(),
             router_open=router is not None and router.open,
             inflight_requests=self.proxy.inflight_requests,
             inflight_streams=self.proxy.inflight_streams,
@@ -191,6 +197,11 @@ class GatewayService:
             readmissions=self.fleet.ejections.counters.readmissions,
             instances_ejected=self.fleet.ejections.ejected_count(),
         )
+
+    def _state_feed_undecodable(self) -> int:
+        if self.feed is not None:
+            return self.feed.undecodable
+        return self.router_service.feeds[0].undecodable if self.router_service is not None else 0
 
     def health(self) -> Health:
         router = self.routing.router
@@ -250,7 +261,8 @@ class GatewayService:
 
     async def _follow(self) -> None:
         await ensure_topics_retrying(self.kafka, tuple(topic_spec(t) for t in _TOPICS))
-        await self.feed.run()
+        if self.feed is not None:
+            await self.feed.run()
 
     async def _sweep_forever(self) -> None:
         while True:

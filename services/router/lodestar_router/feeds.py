@@ -86,10 +86,23 @@ class Feed:
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
 
-def instance_state_feed(kafka: KafkaSettings, directory: InstanceDirectory) -> Feed:
+StateListener = Callable[[InstanceState, float, float], object]
+
+
+def instance_state_feed(
+    kafka: KafkaSettings, directory: InstanceDirectory, listeners: list[StateListener] | None = None
+) -> Feed:
+    """Instance states into ``directory``, then to each of ``listeners`` (``(state, monotonic
+    now, wall now)``; read at each event, so listeners may be added after the feed is built: a
+    gateway that embeds the router follows the topic through this one consumer)."""
+    also = listeners if listeners is not None else []
+
     async def handle(event: Event) -> None:
         if isinstance(event, InstanceState):
-            directory.apply(event, time.monotonic(), time.time())
+            now, wall = time.monotonic(), time.time()
+            directory.apply(event, now, wall)
+            for listener in also:
+                listener(event, now, wall)
 
     return Feed(kafka, TopicName.INSTANCE_STATE, "latest", handle)
 

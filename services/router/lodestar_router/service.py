@@ -31,7 +31,7 @@ from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topi
 from lodestar_router.admin import AdminState, build_admin_app
 from lodestar_router.api import Health, build_app
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.feeds import Feed, ModelInstaller, instance_state_feed, model_update_feed
+from lodestar_router.feeds import Feed, ModelInstaller, StateListener, instance_state_feed, model_update_feed
 from lodestar_router.metrics import RouterMetrics, Snapshot
 from lodestar_router.model_updates import ModelStore
 from lodestar_router.settings import RouterSettings
@@ -69,6 +69,7 @@ class RouterService:
     installer: ModelInstaller
     admin: AdminState
     feeds: tuple[Feed, Feed]
+    state_listeners: list[StateListener] = field(default_factory=list)
     api_port: int | None = None
     admin_port: int | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
@@ -91,9 +92,12 @@ class RouterService:
             directory, policy, models, metrics, publisher.publish, inflight_timeout_s=settings.inflight_timeout_s
         )
         installer = ModelInstaller(models, dispatcher)
-        feeds = (instance_state_feed(kafka, directory), model_update_feed(kafka, installer))
+        listeners: list[StateListener] = []
+        feeds = (instance_state_feed(kafka, directory, listeners), model_update_feed(kafka, installer))
         admin = AdminState(dispatcher, build, settings.profile)
-        service = cls(settings, kafka, metrics, directory, models, dispatcher, publisher, installer, admin, feeds)
+        service = cls(
+            settings, kafka, metrics, directory, models, dispatcher, publisher, installer, admin, feeds, listeners
+        )
         metrics.bind(service.snapshot)
         return service
 

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 from lodestar.bus.consume import EventConsumer
+from lodestar.bus.model_topic import newest_model_update
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar.learn.blob import BLOB_FORMAT, BlobError, blob_sha256, decode_blob, encode_blob
@@ -141,20 +142,7 @@ class TrainerService:
 
     async def resume(self) -> None:
         """Continue from the newest model on the model topic (if any)."""
-        reader = EventConsumer(self.kafka, [TopicName.MODEL_UPDATES], group_id=None, auto_offset_reset="earliest")
-        await reader.start()
-        newest: ModelUpdate | None = None
-        try:
-            idle_since = time.monotonic()
-            while time.monotonic() - idle_since < self.settings.resume_idle_s:
-                batch = await reader.poll(timeout_ms=200)
-                if batch:
-                    idle_since = time.monotonic()
-                for rec in batch:
-                    if isinstance(rec.event, ModelUpdate) and (newest is None or rec.event.version > newest.version):
-                        newest = rec.event
-        finally:
-            await reader.stop()
+        newest = await newest_model_update(self.kafka, self.settings.resume_idle_s)
         if newest is None:
             log.info("trainer_starts_fresh")
             return

@@ -53,6 +53,8 @@ class SendResult:
     sent_wall_s: float
     outcome: StreamOutcome
     http_status: int | None
+    served_by: str | None = None  # the gateway's x-lodestar-instance header, when it sent one
+    decision: str | None = None  # its x-lodestar-decision: router, explore or fallback:<reason>
 
     @property
     def lag_wall_s(self) -> float:
@@ -106,12 +108,15 @@ class _Sender:
         timer = StreamTimer(sent)
         status: int | None = None
         outcome: StreamOutcome | None = None
+        served_by = decision = None
         try:
             async with self.client.stream(
                 "POST", rendered.url, content=rendered.content, headers=rendered.headers
             ) as response:
                 timer.on_headers(self.now())
                 status = response.status_code
+                served_by = response.headers.get("x-lodestar-instance")
+                decision = response.headers.get("x-lodestar-decision")
                 if status >= 400:
                     text = (await response.aread()).decode("utf-8", "replace")
                     outcome = timer.finish(self.now(), f"http_{status}", text[:300])
@@ -134,7 +139,7 @@ class _Sender:
         finally:
             self.in_flight -= 1
         assert outcome is not None
-        result = SendResult(send, sent, outcome, status)
+        result = SendResult(send, sent, outcome, status, served_by, decision)
         self.observer.on_done(result)
         return result
 

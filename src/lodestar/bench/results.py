@@ -72,7 +72,7 @@ def to_records(results: Sequence[SendResult], scale: TimeScale, t0_s: float = 0.
         e2e = scale.opt_to_workload(o.e2e_s)
         record = RequestRecord(
             request_id=req.request_id,
-            instance_id=res.send.url,
+            instance_id=res.served_by or res.send.url,
             arrival_s=arrival,
             prompt_tokens=req.prompt.n_tokens,
             output_tokens=o.output_tokens,
@@ -80,6 +80,8 @@ def to_records(results: Sequence[SendResult], scale: TimeScale, t0_s: float = 0.
             tpot_s=scale.opt_to_workload(o.tpot_s),
             e2e_s=e2e,
             finish_s=None if e2e is None else arrival + e2e,
+            explore=res.decision == "explore",
+            fallback=res.decision is not None and res.decision.startswith("fallback"),
             error=o.error,
         )
         out.append(

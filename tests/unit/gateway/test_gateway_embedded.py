@@ -11,10 +11,14 @@ import httpx
 import pytest
 from gateway_helpers import MODEL, running_gateway, static_instances
 
+from lodestar.bench.client import ClientConfig, run_sends
+from lodestar.bench.results import to_records
+from lodestar.bench.schedule import TimeScale, plan_sends
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.policy.contracts import Decision, InstanceView, Policy, RequestView
 from lodestar.policy.directory import InstanceDirectory
 from lodestar.policy.fleet import FleetState
+from lodestar.workload.request import Prompt, RequestSpec
 from lodestar_router.dispatch import Dispatcher
 from lodestar_router.metrics import RouterMetrics
 from lodestar_router.model_updates import ModelStore
@@ -96,9 +100,28 @@ async def test_what_the_router_cannot_decide_is_decided_locally_and_counted(
         async with httpx.AsyncClient(timeout=30) as client:
             r = await client.post(gw.url + "/v1/chat/completions", json=BODY, headers={"x-request-id": "local-1"})
         assert r.status_code == 200, r.text
+        assert r.headers["x-lodestar-decision"] == f"fallback:{reason}"
         out = await gw.outcome("local-1")
         metrics = await gw.metrics()
     assert out.fallback
     assert f'lodestar_gateway_fallbacks_total{{reason="{reason}"}} 1.0' in metrics
     assert route_count(metrics, reason) == 1
     assert router_events == [] and dispatcher.inflight == 0
+
+
+async def test_the_answer_names_its_instance_and_the_bench_records_it(emulated: EmulatedFleet) -> None:
+    router_events: list[Event] = []
+    dispatcher = dispatcher_over(emulated, router_events)
+    requests = [RequestSpec(f"hdr-{i}", arrival_s=0.01 * i, prompt=Prompt(20), output_tokens=3) for i in range(4)]
+    async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
+        sends = plan_sends(requests, [gw.url], TimeScale(1.0))
+        results, _ = await run_sends(sends, ClientConfig())
+    records = to_records(results, TimeScale(1.0))
+    decisions = {d.instance_id for d in router_events if isinstance(d, RouteDecision)}
+    assert [r.http_status for r in records] == [200] * 4
+    assert [r.record.instance_id for r in records] == [res.served_by for res in results]
+    assert (
+        {r.record.instance_id for r in records} == decisions == {i["instance_id"] for i in static_instances(emulated)}
+    )
+    assert {res.decision for res in results} == {"router"}
+    assert not any(r.record.explore or r.record.fallback for r in records)

@@ -4,9 +4,10 @@ Peer runs: a new ``lodestar emulate`` on free ports, the peer router in front of
 through the router; then the emulator's health is scraped and both are stopped. Lodestar cold:
 a new stack, the bench through its gateway. Lodestar warmed: a new stack, the *warm-up* slice
 through its gateway, a wait until the router decides with a model, the emulator restarted
-(cold KV cache) and the router (its prefix index described the old emulator's caches; it
-reads the model back from the broker) while broker, collector, trainer and gateway keep
-running, a wait until the new router decides with that model again, then the measured slice.
+and every other process too (cold KV cache; an empty prefix index, which described the old
+emulator's caches; an empty broker, see :meth:`LodestarStack.redeploy_keeping_model`) with
+only the newest model carried over to the new broker, a wait until the new router decides with
+that model, then the measured slice.
 The bench is the real CLI in a subprocess (at the emulator's raised priority, where allowed),
 its output in a log next to its JSON.
 """
@@ -182,11 +183,10 @@ class Runner:
                 version = int(model.get("active_version") or 0) if model.get("confident") else 0
                 self.echo(
                     f"    model after the warm-up: {f'v{version}' if version else 'none confident (run as is)'}; "
-                    "restarting the emulator (cold KV cache) and the router (empty prefix index; the model "
-                    "comes back from the broker)"
+                    "every process restarted (empty broker, cold KV cache, empty prefix index) with the newest "
+                    "model put back on the model topic"
                 )
-                stack.restart_emulator()
-                stack.restart_router()
+                stack.redeploy_keeping_model()
                 reloaded = stack.wait_for_model(self.plan.model_wait_wall_s, min_version=version) if version else {}
                 if version and (int(reloaded.get("active_version") or 0) < version or not reloaded.get("confident")):
                     raise CaseFailed(f"the restarted router did not take model v{version} back: {reloaded}")
