@@ -32,7 +32,7 @@ from lodestar.policy.profile_spec import ProfileError, build_policy
 from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
 from lodestar_gateway.access import Access
 from lodestar_gateway.api import Health, build_app
-from lodestar_gateway.embedded import EmbeddedRouter
+from lodestar_gateway.embedded import EmbeddedRouter, defer_past_the_upstream_write
 from lodestar_gateway.exchange import Proxy
 from lodestar_gateway.feed import InstanceStateFeed
 from lodestar_gateway.feedback import FeedbackQueue
@@ -229,6 +229,7 @@ class GatewayService:
         router_stop = asyncio.Event()
         router_task = None
         if self.router_service is not None:
+            self.router_service.dispatcher.defer = defer_past_the_upstream_write(asyncio.get_running_loop())
             router_task = asyncio.create_task(self.router_service.run(router_stop), name="embedded-router")
             await asyncio.sleep(0)  # it binds its ports before its first await
             if router_task.done():

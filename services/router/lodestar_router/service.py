@@ -168,7 +168,8 @@ class RouterService:
         servers = [ApiServer(app, sock) for sock, app in sockets]
         self.api_port = servers[0].port
         self.admin_port = servers[1].port if len(servers) > 1 else None
-        self.dispatcher.defer = asyncio.get_running_loop().call_soon
+        if self.dispatcher.defer is None:  # an embedding gateway may have set its own
+            self.dispatcher.defer = asyncio.get_running_loop().call_soon
         self.publisher.start()
         self._tasks = [
             asyncio.create_task(self._follow(), name="router-feeds"),

@@ -5,7 +5,7 @@ two reasons to decide locally (no candidate, a policy that raises)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from lodestar.policy.contracts import Decision, InstanceView, Policy, RequestVie
 from lodestar.policy.directory import InstanceDirectory
 from lodestar.policy.fleet import FleetState
 from lodestar.workload.request import Prompt, RequestSpec
+from lodestar_gateway.embedded import defer_past_the_upstream_write
 from lodestar_router.dispatch import Dispatcher
 from lodestar_router.metrics import RouterMetrics
 from lodestar_router.model_updates import ModelStore
@@ -125,3 +126,24 @@ async def test_the_answer_names_its_instance_and_the_bench_records_it(emulated: 
     )
     assert {res.decision for res in results} == {"router"}
     assert not any(r.record.explore or r.record.fallback for r in records)
+
+
+async def test_the_decision_event_is_built_after_the_upstream_write() -> None:
+    """aiohttp (Python < 3.12) writes a request body from a task created after the decision;
+    the embedded dispatcher's deferral lets that task run first, where ``call_soon`` would not."""
+    loop = asyncio.get_running_loop()
+
+    async def order_with(defer: Callable[[Callable[[], None]], object]) -> list[str]:
+        order: list[str] = []
+        defer(lambda: order.append("event"))
+
+        async def write_body() -> None:
+            order.append("write")
+
+        await asyncio.create_task(write_body())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return order
+
+    assert await order_with(loop.call_soon) == ["event", "write"]
+    assert await order_with(defer_past_the_upstream_write(loop)) == ["write", "event"]
