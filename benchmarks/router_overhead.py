@@ -31,7 +31,8 @@ processes; the gateway uses uvloop + httptools (``uvicorn[standard]``), the clie
 
 Writes JSON (``--json``) with the machine's load average before/after each part.
 
-``--py-spy DIR``: while the TTFT part runs, ``py-spy record`` samples the gateway and the router
+``--py-spy DIR``: while the TTFT part runs, ``py-spy record`` samples the gateway and the router (of the first
+Lodestar path in ``--paths``)
 (``DIR/{gateway,router}.txt``, collapsed stacks, without pausing them: ``--nonblocking``) and the
 script prints the functions with the most samples (own and cumulative) of each. The samplers
 take CPU from the same 2 cores: measure overhead in a run without ``--py-spy``. py-spy is on PyPI
@@ -544,7 +545,9 @@ def main() -> None:
             ):
                 ports = {"direct": int(urls[0].rsplit(":", 1)[1]), **paths.ports}
                 report["router_argv"] = paths.argv
-                targets = dict(zip(("gateway", "router"), paths.pids.get("lodestar", []), strict=False))
+                lodestar_paths = [n for n in ("lodestar", "lodestar-embedded", "lodestar-gateway") if n in paths.pids]
+                profiled = lodestar_paths[0] if lodestar_paths else ""
+                targets = dict(zip(("gateway", "router"), paths.pids.get(profiled, []), strict=False))
                 cpu_before = {name: [cpu_s(p) for p in pids] for name, pids in paths.pids.items()}
                 with py_spy(args.py_spy, targets):
                     report["ttft"] = run_async(bench_ttft(ports, args.requests, WARMUP))

@@ -47,7 +47,7 @@ NOTES: dict[str, str] = {
     "sglang:power_of_two": "no /get_load on vLLM-style workers ('No loads fetched'): compares its own in-flight counts",
     "sglang:cache_aware": "character radix tree per worker + imbalance switch (CLI defaults)",
     "lodestar:cold": "fresh stack: heuristic (least-request) until the trainer publishes a confident model",
-    "lodestar:warm": "model trained on a warm-up slice; emulator restarted (cold KV), router and trainer kept",
+    "lodestar:warm": "model trained on a warm-up slice; every process restarted (cold KV, empty broker), model kept",
 }
 
 Kind = Literal["peer", "lodestar"]
