@@ -12,13 +12,20 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+import typer
 from sim_events import T0, simulated_events
 
+from lodestar.bus.model_topic import put_model_update
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
+from lodestar.cli.replay_cmd import _model as replay_model
+from lodestar.learn.blob import BLOB_FORMAT, blob_sha256, encode_blob
+from lodestar.learn.features import FEATURE_SCHEMA_VERSION, N_FEATURES
+from lodestar.learn.trainer import OnlineTrainer, TrainerConfig
 from lodestar.replay.logged import from_kafka
-from lodestar_schemas.events import Event, RequestOutcome, RouteDecision
+from lodestar_schemas.events import Event, ModelUpdate, RequestOutcome, RouteDecision
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +101,30 @@ def test_replay_cli_resimulates_and_estimates(recorded: tuple[KafkaSettings, lis
     assert rows["logged"]["snips_s"] == pytest.approx(rows["logged"]["observed_mean_s"])
     bad = _cli(settings, "ope", *window, "-t", "bogus")
     assert bad.returncode != 0 and "--target" in bad.stderr
+
+
+async def test_model_latest_is_the_newest_on_the_model_topic(
+    topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--target model:latest`` / ``--reward-model latest``: the highest version on the topic;
+    a clear error when there is none."""
+    monkeypatch.setenv("LODESTAR_KAFKA_BOOTSTRAP_SERVERS", topics.bootstrap_servers)
+    monkeypatch.setenv("LODESTAR_KAFKA_TOPIC_PREFIX", topics.topic_prefix)
+    with pytest.raises(typer.BadParameter, match="no model on the model topic"):
+        await asyncio.to_thread(replay_model, "latest")
+    rng = np.random.default_rng(0)
+    trainer = OnlineTrainer(TrainerConfig(members=2, hidden=8, batch=16), seed=0)
+    for i in range(64):
+        trainer.add(rng.normal(0.0, 1.0, N_FEATURES), rng.normal(-3.0, 0.1, 3), float(i))
+    trainer.train(5, 64.0)
+    for version in (2, 7, 4):
+        blob = encode_blob(trainer.export(version))
+        await put_model_update(
+            topics,
+            ModelUpdate(
+                version=version, feature_schema_version=FEATURE_SCHEMA_VERSION, weights_format=BLOB_FORMAT,
+                weights=blob, weights_sha256=blob_sha256(blob), trained_samples=64,
+            ),
+        )  # fmt: skip
+    state = await asyncio.to_thread(replay_model, "latest")
+    assert state.version == 7

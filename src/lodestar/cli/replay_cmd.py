@@ -175,31 +175,12 @@ def _model(spec: str) -> ModelState:
 
 def _latest_model() -> ModelState:
     import asyncio
-    import time
 
-    from lodestar.bus.consume import EventConsumer
+    from lodestar.bus.model_topic import newest_model_update
     from lodestar.bus.settings import KafkaSettings
     from lodestar.learn.blob import decode_blob
-    from lodestar_schemas.events import ModelUpdate
-    from lodestar_schemas.topics import TopicName
 
-    async def read() -> bytes:
-        reader = EventConsumer(KafkaSettings(), [TopicName.MODEL_UPDATES], group_id=None)
-        await reader.start()
-        newest: ModelUpdate | None = None
-        try:
-            idle = time.monotonic()
-            while time.monotonic() - idle < 1.5:
-                batch = await reader.poll(timeout_ms=200)
-                if batch:
-                    idle = time.monotonic()
-                for r in batch:
-                    if isinstance(r.event, ModelUpdate) and (newest is None or r.event.version > newest.version):
-                        newest = r.event
-        finally:
-            await reader.stop()
-        if newest is None:
-            raise OSError("no model on the model topic")
-        return newest.weights
-
-    return decode_blob(asyncio.run(read()))
+    newest = asyncio.run(newest_model_update(KafkaSettings(), idle_s=1.5))
+    if newest is None:
+        raise OSError("no model on the model topic")
+    return decode_blob(newest.weights)
