@@ -14,8 +14,9 @@ policy, topics created again).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -143,6 +144,16 @@ class EventConsumer:
         if lost:
             raise LogRewoundError(lost)
         return out
+
+    async def until_idle(self, idle_s: float) -> AsyncIterator[list[Received]]:
+        """Batches until none has come for ``idle_s``: "read to the end" on a broker whose
+        end offsets cannot be trusted (tansu's are wrong)."""
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < idle_s:
+            batch = await self.poll(timeout_ms=200)
+            if batch:
+                idle_since = time.monotonic()
+                yield batch
 
     async def commit(self) -> None:
         if self.group_id is not None:

@@ -4,8 +4,6 @@ end" is "read until nothing more comes"); and putting one update (back) on it.""
 
 from __future__ import annotations
 
-import time
-
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.publish import EventPublisher
@@ -20,11 +18,7 @@ async def newest_model_update(kafka: KafkaSettings, idle_s: float = 1.0) -> Mode
     await reader.start()
     newest: ModelUpdate | None = None
     try:
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < idle_s:
-            batch = await reader.poll(timeout_ms=200)
-            if batch:
-                idle_since = time.monotonic()
+        async for batch in reader.until_idle(idle_s):
             for rec in batch:
                 if isinstance(rec.event, ModelUpdate) and (newest is None or rec.event.version > newest.version):
                     newest = rec.event

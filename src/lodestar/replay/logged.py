@@ -4,7 +4,6 @@ directory) or straight from the Kafka topics, and the request stream they descri
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -141,11 +140,7 @@ async def _from_kafka(settings: KafkaSettings, start: datetime, end: datetime, i
     decisions: dict[tuple[str, str], RouteDecision] = {}
     outcomes: dict[tuple[str, str], RequestOutcome] = {}
     try:
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < idle_s:
-            batch = await reader.poll(timeout_ms=200)
-            if batch:
-                idle_since = time.monotonic()
+        async for batch in reader.until_idle(idle_s):
             for rec in batch:
                 e = rec.event
                 if isinstance(e, RouteDecision) and start <= e.ts < end:
