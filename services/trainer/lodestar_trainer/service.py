@@ -170,6 +170,11 @@ class TrainerService:
                 next_publish = now + self.settings.publish_interval_s
                 await self._train_and_publish(publisher, now)
                 await consumer.commit()
+            if self.settings.poll_interval_s > 0:
+                # Nothing is fetched for a partition whose records wait unread in the client, so
+                # pausing here turns one broker fetch per arriving event into one per interval.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.poll_interval_s)
 
     def _absorb(self, event: object, now: float) -> None:
         if isinstance(event, RouteDecision):

@@ -18,5 +18,12 @@ class TrainerSettings(BaseSettings):
     max_pending: int = Field(default=200_000, ge=100, description="bound on unjoined decisions/outcomes kept")
     seed: int = 0
     resume_idle_s: float = Field(default=1.0, gt=0.0, description="model topic read ends after this long idle")
+    poll_interval_s: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=60.0,
+        description="pause between reads of the decision and outcome topics: fewer, larger fetches (0: read on "
+        "every arrival)",
+    )
     log_level: str = "INFO"
     json_logs: bool = True
