@@ -403,11 +403,15 @@ def _upstream_broke(route: Route | None, exc: HttpError) -> GatewayError:
 
 
 def route_headers(route: Route) -> list[tuple[bytes, bytes]]:
-    """Which instance answered and how it was chosen (``router``, ``explore``, or
-    ``fallback:<reason>``), as response headers: clients and benchmarks attribute latency
-    to instances without reading the gateway's events."""
+    """Which instance answered and how it was chosen, as response headers, so clients and
+    benchmarks attribute latency to instances without reading the gateway's events: ``router``
+    (the router's policy), ``explore`` (its exploration), ``heuristic`` (its policy's own
+    fallback, e.g. the learned policy before a confident model) or ``fallback:<reason>`` (this
+    gateway decided locally)."""
     if not route.via_router:
         how = f"fallback:{route.fallback_reason or 'local'}"
+    elif route.heuristic:
+        how = "heuristic"
     else:
         how = "explore" if route.explore else "router"
     return [(b"x-lodestar-instance", route.instance_id.encode()), (b"x-lodestar-decision", how.encode())]

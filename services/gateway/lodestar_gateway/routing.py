@@ -49,6 +49,7 @@ class Route:
     fallback_reason: str | None = None
     explore: bool = False
     model_version: int | None = None
+    heuristic: bool = False  # the router's policy decided with its own heuristic (no confident model)
 
 
 class RouteSource(Protocol):
@@ -209,6 +210,7 @@ class Routing:
                     via_router=True,
                     explore=answer.explore,
                     model_version=answer.model_version,
+                    heuristic=answer.fallback,
                 )
         self.metrics.fallbacks.labels(reason).inc()
         return self.local(request, exclude, reason)

@@ -54,7 +54,7 @@ class SendResult:
     outcome: StreamOutcome
     http_status: int | None
     served_by: str | None = None  # the gateway's x-lodestar-instance header, when it sent one
-    decision: str | None = None  # its x-lodestar-decision: router, explore or fallback:<reason>
+    decision: str | None = None  # its x-lodestar-decision: router, explore, heuristic or fallback:<reason>
 
     @property
     def lag_wall_s(self) -> float:

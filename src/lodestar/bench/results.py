@@ -81,7 +81,7 @@ def to_records(results: Sequence[SendResult], scale: TimeScale, t0_s: float = 0.
             e2e_s=e2e,
             finish_s=None if e2e is None else arrival + e2e,
             explore=res.decision == "explore",
-            fallback=res.decision is not None and res.decision.startswith("fallback"),
+            fallback=res.decision is not None and res.decision.startswith(("fallback", "heuristic")),
             error=o.error,
         )
         out.append(

@@ -110,22 +110,26 @@ async def test_what_the_router_cannot_decide_is_decided_locally_and_counted(
     assert router_events == [] and dispatcher.inflight == 0
 
 
-async def test_the_answer_names_its_instance_and_the_bench_records_it(emulated: EmulatedFleet) -> None:
+@pytest.mark.parametrize(
+    ("profile", "decision"),
+    [("round-robin", "router"), ("lodestar", "heuristic")],  # the learned policy, no model yet
+)
+async def test_the_answer_names_its_instance_and_the_bench_records_it(
+    emulated: EmulatedFleet, profile: str, decision: str
+) -> None:
     router_events: list[Event] = []
-    dispatcher = dispatcher_over(emulated, router_events)
+    dispatcher = dispatcher_over(emulated, router_events, policy=policy_builder(0)(profile))
     requests = [RequestSpec(f"hdr-{i}", arrival_s=0.01 * i, prompt=Prompt(20), output_tokens=3) for i in range(4)]
     async with running_gateway(embedded=dispatcher, instances=static_instances(emulated)) as gw:
         sends = plan_sends(requests, [gw.url], TimeScale(1.0))
         results, _ = await run_sends(sends, ClientConfig())
     records = to_records(results, TimeScale(1.0))
-    decisions = {d.instance_id for d in router_events if isinstance(d, RouteDecision)}
+    decided = {d.decision_id: d.instance_id for d in router_events if isinstance(d, RouteDecision)}
     assert [r.http_status for r in records] == [200] * 4
     assert [r.record.instance_id for r in records] == [res.served_by for res in results]
-    assert (
-        {r.record.instance_id for r in records} == decisions == {i["instance_id"] for i in static_instances(emulated)}
-    )
-    assert {res.decision for res in results} == {"router"}
-    assert not any(r.record.explore or r.record.fallback for r in records)
+    assert {r.record.instance_id for r in records} == set(decided.values())
+    assert {res.decision for res in results} == {decision}
+    assert all(r.record.fallback == (decision == "heuristic") and not r.record.explore for r in records)
 
 
 async def test_the_decision_event_is_built_after_the_upstream_write() -> None:
