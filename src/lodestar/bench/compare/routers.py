@@ -97,9 +97,7 @@ class LodestarStack:
         return self.stack.component("emulator").process
 
     def start(self) -> None:
-        self.stack.start()
-        for comp in self.stack.components:
-            prioritize(comp.process.pid(), component_niceness(comp.name))
+        self.stack.start(on_ready=_prioritize)
 
     def stop(self) -> None:
         self.stack.stop()
@@ -125,7 +123,7 @@ class LodestarStack:
         self.stop()
 
         def on_ready(comp: Component) -> None:
-            prioritize(comp.process.pid(), component_niceness(comp.name))
+            _prioritize(comp)
             if comp.name == "broker" and update is not None:
                 asyncio.run(put_model_update(kafka, update))
 
@@ -173,3 +171,8 @@ def parse_fallbacks(metrics_text: str) -> dict[str, float]:
             reason = labels.split('"')[1] if '"' in labels else "?"
             out[reason] = out.get(reason, 0.0) + float(value)
     return out
+
+
+def _prioritize(comp: Component) -> None:
+    """A started component of the stack at its comparison niceness (see :mod:`.emulator`)."""
+    prioritize(comp.process.pid(), component_niceness(comp.name))
