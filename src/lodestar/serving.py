@@ -54,14 +54,17 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    """An ASGI app (a FastAPI app, or one in front of it) served on an already bound socket."""
+    """An ASGI app (a FastAPI app, or one in front of it) served on an already bound socket.
+    No ``X-Forwarded-*`` rewriting (no service reads the client's address; uvicorn's middleware
+    for it is one more ASGI layer per request) and no ``server`` header."""
 
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         self.sock = sock
         self.port: int = sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_config=None, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+            proxy_headers=False, server_header=False,
+        )  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 

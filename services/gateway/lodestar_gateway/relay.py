@@ -112,7 +112,8 @@ async def relay_stream(
     on_first_token: Callable[[float], None],
 ) -> None:
     """Feed the stream through ``scanner`` (read its results afterwards) and ``forward`` what
-    it passes; ``on_first_token(perf_counter_s)`` once, when the first token arrives. Does not
+    it passes; ``on_first_token(perf_counter_s)`` once, right after the chunk with the first
+    token is forwarded (with that chunk's arrival time). Does not
     end the client's response: the caller decides how (:meth:`Downstream.end` or an error)."""
     loop = asyncio.get_running_loop()
     clock = time.perf_counter
@@ -121,11 +122,13 @@ async def relay_stream(
         async with asyncio.timeout_at(first_token_at) as deadline:
             async for chunk in response.aiter():
                 out = scanner.feed(chunk, clock())
-                if not first and scanner.first_token_s is not None:
-                    first = True
-                    on_first_token(scanner.first_token_s)
                 if out:
                     await forward(out)
+                if not first and scanner.first_token_s is not None:
+                    # after forwarding: the hook's bookkeeping is not the client's wait, and
+                    # its time stamp is the chunk's arrival either way
+                    first = True
+                    on_first_token(scanner.first_token_s)
                 if first:
                     deadline.reschedule(loop.time() + idle_timeout_s)
     except TimeoutError:

@@ -59,7 +59,7 @@ class Explorer:
         self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
         """The probability of choosing each candidate at the current ε (sums to 1)."""
-        return self._plan(member_costs, mean_cost).dist
+        return np.array(self._plan(member_costs, mean_cost).dist, dtype=np.float64)
 
     def choose(self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]) -> Choice:
         """``member_costs`` [members, K], ``mean_cost`` [K]; lower is better."""
@@ -67,34 +67,47 @@ class Explorer:
         self.decisions += 1
         rng = self._rng
         if plan.eps > 0 and rng.random() < plan.eps:
-            index = int(plan.plausible[rng.randrange(len(plan.plausible))])
+            index = plan.plausible[rng.randrange(len(plan.plausible))]
         elif self.config.thompson and rng.random() < plan.q:
-            index = int(plan.member_best[rng.randrange(len(plan.member_best))])
+            index = plan.member_best[rng.randrange(len(plan.member_best))]
         else:
             index = plan.best
-        p = float(plan.dist[index])
+        p = plan.dist[index]
         return Choice(index=index, propensity=min(1.0, max(p, 1e-9)), explore=index != plan.best)
 
     def _plan(self, member_costs: npt.NDArray[np.float64], mean_cost: npt.NDArray[np.float64]) -> _Plan:
-        members, k = member_costs.shape
-        best = int(np.argmin(mean_cost))
+        """In plain Python on lists: a few members × a few dozen candidates, where each NumPy
+        call would cost more than the arithmetic. Ties go to the lowest index (as argmin)."""
+        rows: list[list[float]] = member_costs.tolist()
+        means: list[float] = mean_cost.tolist()
+        members, k = len(rows), len(means)
+        best = _argmin(means)
         budget = self.config.explore_budget_s
-        q = 1.0 if budget <= 0 else min(1.0, budget / max(float(mean_cost[best]), 1e-9))
+        q = 1.0 if budget <= 0 else min(1.0, budget / max(means[best], 1e-9))
         eps = self.epsilon * q if k > 1 else 0.0
-        member_best = np.argmin(member_costs, axis=1)
-        greedy = np.zeros(k)
-        greedy[best] = 1.0
+        member_best = [_argmin(row) for row in rows]
         if self.config.thompson:
-            exploit = q * np.bincount(member_best, minlength=k) / members + (1.0 - q) * greedy
+            votes = [0] * k
+            for i in member_best:
+                votes[i] += 1
+            exploit = [q * v / members for v in votes]
+            exploit[best] += 1.0 - q
         else:
-            exploit = greedy
-        optimistic = member_costs.min(axis=0)
-        plausible = np.flatnonzero(optimistic <= self.config.plausible_slack * mean_cost[best])
+            exploit = [0.0] * k
+            exploit[best] = 1.0
+        bound = self.config.plausible_slack * means[best]
+        plausible = [i for i, cost in enumerate(map(min, zip(*rows, strict=True))) if cost <= bound]
         if best not in plausible:  # cannot happen for a finite slack ≥ 1, kept for safety
-            plausible = np.append(plausible, best)
-        dist = (1.0 - eps) * exploit
-        dist[plausible] += eps / len(plausible)
+            plausible.append(best)
+        dist = [(1.0 - eps) * e for e in exploit]
+        share = eps / len(plausible)
+        for i in plausible:
+            dist[i] += share
         return _Plan(best, q, eps, member_best, plausible, dist)
+
+
+def _argmin(values: list[float]) -> int:
+    return values.index(min(values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +115,6 @@ class _Plan:
     best: int
     q: float
     eps: float
-    member_best: npt.NDArray[np.intp]
-    plausible: npt.NDArray[np.intp]
-    dist: npt.NDArray[np.float64]
+    member_best: list[int]
+    plausible: list[int]
+    dist: list[float]

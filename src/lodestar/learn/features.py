@@ -146,64 +146,68 @@ class FeatureBuilder:
         self._active_tokens: dict[str, int] = {}
 
     def build(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> CandidateFeatures:
-        """Feature rows for ``candidates`` (vectorised over candidates; on the decision path)."""
+        """Feature rows for ``candidates`` (on the decision path). Row by row in plain Python:
+        a fleet has a few dozen candidates, where one NumPy call per feature column costs
+        more than the arithmetic (the rows become one array at the end)."""
         ids = [c.instance_id for c in candidates]
         n = len(ids)
         prompt = request.prompt_tokens
-        capacity_blocks = [c.kv_capacity_blocks or 0 for c in candidates]
         if self.use_prefix_index:
             if self.index_engine_capacity:
-                self._bound_index(ids, capacity_blocks, now_s)
+                self._bound_index(ids, [c.kv_capacity_blocks or 0 for c in candidates], now_s)
             strided = request.block_hashes[self.index_stride - 1 :: self.index_stride]
-            matched = np.array(self.index.match(strided, ids, now_s), dtype=np.float64) * self.index_stride
+            matched: Sequence[int] = self.index.match(strided, ids, now_s)
         else:
-            matched = np.zeros(n)
-        cached = np.minimum(matched * tokenizer.BLOCK_SIZE, prompt)
-        uncached = prompt - cached
-        ledger, active_tokens = self.ledger, self._active_tokens
-        pending = np.array([ledger.pending_prefill_tokens(i) for i in ids], dtype=np.float64)
-        active = np.array([active_tokens.get(i, 0) for i in ids], dtype=np.float64)
-        state = np.array(
-            [
-                (
-                    c.num_running,
-                    c.num_waiting,
-                    c.kv_usage_frac,
-                    c.state_age_s,
-                    c.inflight_requests,
-                    c.inflight_prefill_requests,
-                )
-                for c in candidates
-            ],
-            dtype=np.float64,
-        ).reshape(n, 6)
-        stats = np.array(self.stats.snapshots(ids), dtype=np.float64).reshape(n, 4)
-        capacity = np.array(capacity_blocks, dtype=np.float64)
-        free_tokens = np.maximum((1.0 - state[:, 2]) * capacity * tokenizer.BLOCK_SIZE, tokenizer.BLOCK_SIZE)
-        demand = np.where(capacity > 0, np.log1p((pending + uncached) / free_tokens), 0.0)
-        age = np.where(np.isfinite(state[:, 3]), np.minimum(state[:, 3], MAX_STATE_AGE_S), MAX_STATE_AGE_S)
-        x = np.empty((n, N_FEATURES), dtype=np.float64)
-        x[:, 0] = math.log1p(prompt)
-        x[:, 1] = np.log1p(uncached)
-        x[:, 2] = cached / prompt if prompt else 0.0
-        x[:, 3] = math.log1p(request.expected_output_tokens or 0)
-        x[:, 4] = np.log1p(state[:, 0])
-        x[:, 5] = np.log1p(state[:, 1])
-        x[:, 6] = state[:, 2]
-        x[:, 7] = age
-        x[:, 8] = np.log1p(state[:, 4])
-        x[:, 9] = np.log1p(state[:, 5])
-        x[:, 10] = np.log1p(pending)
-        x[:, 11] = np.log1p(active)
-        x[:, 12] = stats[:, 0]
-        x[:, 13] = stats[:, 1]
-        x[:, 14] = np.log((pending + uncached) / np.exp(stats[:, 0]) + 1e-3)
-        x[:, 15] = stats[:, 2]
-        x[:, 16] = stats[:, 3]
-        x[:, 17] = np.minimum(demand, MAX_KV_DEMAND_LOG)
-        if self._zeroed:
-            x[:, self._zeroed] = 0.0
-        return CandidateFeatures(x, uncached.astype(int).tolist(), pending.astype(int).tolist())
+            matched = [0] * n
+        tokens_per_match = self.index_stride * tokenizer.BLOCK_SIZE
+        pending_of, active_tokens = self.ledger.pending_prefill_tokens, self._active_tokens
+        prompt_log = math.log1p(prompt)
+        output_log = math.log1p(request.expected_output_tokens or 0)
+        block, log1p, log, exp = tokenizer.BLOCK_SIZE, math.log1p, math.log, math.exp
+        zeroed = self._zeroed
+        rows: list[list[float]] = []
+        uncached_tokens: list[int] = []
+        pending_tokens: list[int] = []
+        for c, m, (speed_log, step_log, recent_log, confidence) in zip(
+            candidates, matched, self.stats.snapshots(ids), strict=True
+        ):
+            cached = min(m * tokens_per_match, prompt)
+            uncached = prompt - cached
+            pending = pending_of(c.instance_id)
+            capacity = c.kv_capacity_blocks or 0
+            if capacity > 0:
+                free_tokens = max((1.0 - c.kv_usage_frac) * capacity * block, block)
+                demand = min(log1p((pending + uncached) / free_tokens), MAX_KV_DEMAND_LOG)
+            else:
+                demand = 0.0
+            age = c.state_age_s
+            row = [
+                prompt_log,
+                log1p(uncached),
+                cached / prompt if prompt else 0.0,
+                output_log,
+                log1p(c.num_running),
+                log1p(c.num_waiting),
+                c.kv_usage_frac,
+                min(age, MAX_STATE_AGE_S) if math.isfinite(age) else MAX_STATE_AGE_S,
+                log1p(c.inflight_requests),
+                log1p(c.inflight_prefill_requests),
+                log1p(pending),
+                log1p(active_tokens.get(c.instance_id, 0)),
+                speed_log,
+                step_log,
+                log((pending + uncached) / exp(speed_log) + 1e-3),
+                recent_log,
+                confidence,
+                demand,
+            ]
+            for j in zeroed:
+                row[j] = 0.0
+            rows.append(row)
+            uncached_tokens.append(uncached)
+            pending_tokens.append(pending)
+        x = np.array(rows, dtype=np.float64).reshape(n, N_FEATURES)
+        return CandidateFeatures(x, uncached_tokens, pending_tokens)
 
     def _bound_index(self, ids: Sequence[str], capacity_blocks: Sequence[int], now_s: float) -> None:
         applied = self._index_capacity

@@ -172,13 +172,13 @@ class LodestarPolicy(Policy):
             index, propensity, explore = choice.index, choice.propensity, choice.explore
             scores = dict(zip(ids, lower_is_better(mean_cost.tolist()), strict=True))
             fallback, version = False, predictor.version
-            mu, sd = pred.mean, pred.std
+            log_ttft: list[float] = pred.mean[:, 0].tolist()
             extra = {
-                "pred.log_ttft_s": mu[:, 0].tolist(),
-                "pred.log_ttft_spread": sd[:, 0].tolist(),
-                "predicted_ttft_s": np.exp(mu[:, 0]).tolist(),  # seconds, for the prediction-error panel
+                "pred.log_ttft_s": log_ttft,
+                "pred.log_ttft_spread": pred.std[:, 0].tolist(),
+                "predicted_ttft_s": [math.exp(v) for v in log_ttft],  # seconds, for the prediction-error panel
             }
-            self._predicted[request.request_id] = float(mu[index, 0])
+            self._predicted[request.request_id] = log_ttft[index]
         chosen = pool[index]
         self.features.on_picked(
             request, chosen.instance_id, feats.uncached_tokens[index], feats.pending_tokens[index], now_s
