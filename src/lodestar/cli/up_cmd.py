@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 from typing import Annotated
 
 import typer
+
+
+def traffic_example(gateway_url: str) -> list[str]:
+    """The load-generator command ``up`` suggests once ready (argv, ``lodestar`` first)."""
+    return ["lodestar", "bench", "run", "azure-conv", "--url", gateway_url, "--rate", "2", "--duration", "60"]
 
 
 def up(
@@ -62,7 +68,7 @@ def up(
     gateway = stack.component("gateway").url
     typer.echo(
         f"\nSend OpenAI-style traffic to {gateway}/v1 (model {spec.model}); e.g.\n"
-        f"  lodestar bench --url {gateway} --trace azure-conv --rate 2 --duration 60\n"
+        f"  {shlex.join(traffic_example(gateway))}\n"
         f"Router admin token: {config.admin_token} (port {ports.router_admin}); logs: {stack.local.log_dir}/\n"
         "Ctrl-C stops everything."
     )
