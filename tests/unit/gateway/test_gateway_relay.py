@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from gateway_helpers import read_request, tcp_server
 
 from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.relay import relay_stream
@@ -26,11 +27,7 @@ async def sse_server(events: list[bytes]) -> AsyncIterator[str]:
     """Answers one request with ``events``, one chunk each, a few milliseconds apart."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            (int(x.split(b":")[1]) for x in head.lower().split(b"\r\n") if x.startswith(b"content-length")), 0
-        )
-        await reader.readexactly(length)
+        await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         for event in events:
             writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
@@ -40,11 +37,8 @@ async def sse_server(events: list[bytes]) -> AsyncIterator[str]:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
+    async with tcp_server(handle) as url:
+        yield url
 
 
 async def test_the_first_token_hook_runs_after_its_chunk_is_forwarded() -> None:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from gateway_helpers import MODEL, dead_url, running_gateway, static_instances
+from gateway_helpers import MODEL, dead_url, read_request, running_gateway, static_instances, tcp_server
 
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.plugins import full_registry, resolve_profile
@@ -78,16 +78,7 @@ async def slow_server(answer: bytes, delay_s: float) -> AsyncIterator[str]:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                ),
-                0,
-            )
-            await reader.readexactly(length)
+            await read_request(reader)
             await asyncio.sleep(delay_s)
             writer.write(answer)
             await writer.drain()
@@ -96,11 +87,8 @@ async def slow_server(answer: bytes, delay_s: float) -> AsyncIterator[str]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
+    async with tcp_server(handle) as url:
+        yield url
 
 
 @asynccontextmanager
