@@ -65,7 +65,7 @@ def up(
     except ProcessStartError as exc:
         typer.echo(f"lodestar up: a component did not start:\n{exc}", err=True)
         raise typer.Exit(1) from None
-    gateway = stack.component("gateway").url
+    gateway = stack.component("gateway").url or f"http://127.0.0.1:{gateway_port}"
     typer.echo(
         f"\nSend OpenAI-style traffic to {gateway}/v1 (model {spec.model}); e.g.\n"
         f"  {shlex.join(traffic_example(gateway))}\n"
