@@ -258,12 +258,13 @@ TARGET_NAMES: tuple[str, ...] = ("log_ttft_s", "log_tpot_s", "log_e2e_s")
 #: network the policy already ranks by pending work over measured speed.
 RESIDUAL_OF: tuple[str | None, ...] = ("work_ttft_log", "decode_step_log", None)
 RESIDUAL_INDEX: tuple[int | None, ...] = tuple(None if f is None else FEATURE_NAMES.index(f) for f in RESIDUAL_OF)
+#: (target, feature) of every target predicted as a correction to a feature
+RESIDUAL_PAIRS: tuple[tuple[int, int], ...] = tuple((t, f) for t, f in enumerate(RESIDUAL_INDEX) if f is not None)
 
 
 def residual_base(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
     """[..., targets] baseline added to the network's output for features ``x`` [..., features]."""
     base = np.zeros((*x.shape[:-1], len(TARGET_NAMES)), dtype=np.float64)
-    for t, idx in enumerate(RESIDUAL_INDEX):
-        if idx is not None:
-            base[..., t] = x[..., idx]
+    for t, f in RESIDUAL_PAIRS:
+        base[..., t] = x[..., f]
     return base
