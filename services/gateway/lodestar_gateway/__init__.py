@@ -5,8 +5,8 @@ one ``RequestOutcome`` per request. No prompt or completion text leaves it.
 
 Pure parts: ``protocol`` and ``inputs`` (request checks, token counts, block hashes), ``sse``
 (stream scanning), ``outcomes`` (measurements → events and feedback), ``errors``, ``fleet``
-(the local fleet view). I/O parts: ``http_client`` (aiohttp, for the router and the
-instances), ``routing`` (router client and fallback), ``exchange`` (one proxied request),
+(the local fleet view). I/O parts: ``http_client`` (keep-alive HTTP/1.1 on httptools, for the
+router and the instances), ``routing`` (router client and fallback), ``exchange`` (one proxied request),
 ``relay`` (its answer to the client), ``feedback``, ``feed``, ``metrics``, ``api``,
 ``service`` (wiring).
 """

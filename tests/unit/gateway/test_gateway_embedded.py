@@ -133,8 +133,9 @@ async def test_the_answer_names_its_instance_and_the_bench_records_it(
 
 
 async def test_the_decision_event_is_built_after_the_upstream_write() -> None:
-    """aiohttp (Python < 3.12) writes a request body from a task created after the decision;
-    the embedded dispatcher's deferral lets that task run first, where ``call_soon`` would not."""
+    """A client that writes the request body from a task created after the decision (as aiohttp
+    did before Python 3.12): the embedded dispatcher's deferral lets that task run first, where
+    ``call_soon`` would not."""
     loop = asyncio.get_running_loop()
 
     async def order_with(defer: Callable[[Callable[[], None]], object]) -> list[str]:

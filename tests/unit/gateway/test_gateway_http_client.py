@@ -1,4 +1,4 @@
-"""The gateway's HTTP client (aiohttp underneath) against raw sockets (byte-exact answers,
+"""The gateway's HTTP client (llhttp via httptools underneath) against raw sockets (byte-exact answers,
 split anywhere) and a real uvicorn server (the emulator): framing, keep-alive reuse, the
 keep-alive race, and how each failure is reported to the exchange."""
 
@@ -206,3 +206,131 @@ async def test_other_schemes_are_refused() -> None:
     async with client() as http:
         with pytest.raises(ValueError, match="not an http"):
             await http.request("GET", "ftp://h/x")
+
+
+async def test_heads_and_headers_that_would_break_framing_are_refused() -> None:
+    async with client() as http:
+        with pytest.raises(ValueError, match="HEAD"):
+            await http.request("HEAD", "http://127.0.0.1:1/")
+        for name, value in [("x-a", "1\r\nx-b: 2"), ("x-a\n", "1"), ("x:a", "1")]:
+            with pytest.raises(ValueError, match="framing"):
+                await http.request("GET", "http://127.0.0.1:1/", headers={name: value})
+
+
+async def test_the_request_is_one_write_with_host_and_length() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n") + await reader.readexactly(2))
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with client() as http:
+            response = await http.request("POST", f"http://127.0.0.1:{port}/v1/x?a=1", b"{}", {"X-Request-Id": "r1"})
+            assert response.status == 204 and await response.read() == b""
+            response.close()
+    finally:
+        server.close()
+    head = seen[0].decode()
+    assert head.startswith("POST /v1/x?a=1 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{port}\r\n" in head and "Content-Length: 2\r\n" in head and "X-Request-Id: r1\r\n" in head
+    assert head.endswith("\r\n\r\n{}")
+
+
+async def test_a_large_body_passes_through_backpressure_intact() -> None:
+    size = 3 << 20  # well past the 256 KiB at which reading pauses
+    payload = bytes(range(256)) * (size // 256)
+    answer = [b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size, *_split(payload, 1 << 16)]
+    async with raw_server([answer]) as (url, connections), client() as http:
+        response = await http.request("GET", url)
+        await asyncio.sleep(0.3)  # the server writes ahead while nobody reads
+        assert await response.read() == payload
+        response.close()
+        response = await http.request("GET", url)  # read to its end: the connection is kept
+        assert len(await response.read()) == size
+        response.close()
+        assert connections[0] == 1
+
+
+async def test_idle_connections_past_the_idle_timeout_are_not_reused() -> None:
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    http = HttpClient(connect_timeout_s=2.0, idle_timeout_s=0.1)
+    try:
+        async with raw_server([[ok]]) as (url, connections):
+            for pause in (0.0, 0.3):
+                await asyncio.sleep(pause)
+                response = await http.request("GET", url)
+                assert await response.read() == b"ok"
+                response.close()
+            assert connections[0] == 2
+    finally:
+        await http.aclose()
+
+
+async def test_a_full_pool_waits_for_a_connection_and_closes_idle_ones_of_other_origins() -> None:
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    slow = [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", b"o", b"k"]
+    http = HttpClient(connect_timeout_s=2.0, max_connections=1)
+    try:
+        async with raw_server([slow]) as (url_a, conn_a), raw_server([[ok]]) as (url_b, conn_b):
+            first = await http.request("GET", url_a)
+            second = asyncio.ensure_future(http.request("GET", url_a))
+            await asyncio.sleep(0.05)
+            assert not second.done()  # the one connection is in use
+            assert await first.read() == b"ok"
+            first.close()
+            response = await asyncio.wait_for(second, 2)
+            assert await response.read() == b"ok"
+            response.close()
+            assert conn_a[0] == 1  # the second request took the first one's connection
+            # another origin: the idle connection to the first is closed to make room
+            response = await http.request("GET", url_b)
+            assert await response.read() == b"ok"
+            response.close()
+            assert conn_b[0] == 1
+    finally:
+        await http.aclose()
+
+
+async def test_a_cancelled_request_does_not_leave_its_connection_in_the_pool() -> None:
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    late = [b"", b"", b"", ok]  # the answer comes after three writes' worth of delay
+    async with raw_server([late, [ok]]) as (url, connections), client() as http:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.001):
+                await http.request("GET", url)
+        response = await http.request("GET", url)
+        assert await response.read() == b"ok"
+        response.close()
+        assert connections[0] == 2
+
+
+async def test_bytes_on_an_idle_connection_retire_it() -> None:
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    async with raw_server([[ok, b"HTTP/1.1 200 OK\r\n"]]) as (url, connections), client() as http:
+        response = await http.request("GET", url)
+        assert await response.read() == b"ok"
+        response.close()
+        await asyncio.sleep(0.05)  # the stray bytes arrive while the connection is idle
+        response = await http.request("GET", url)
+        assert await response.read() == b"ok"
+        response.close()
+        assert connections[0] == 2
+
+
+def test_on_uvloop_the_gateways_event_loop() -> None:
+    """The gateway serves on uvloop (its transports are not asyncio's classes)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        await test_chunked_bodies_are_unframed_however_they_arrive(3)
+        await test_keep_alive_connections_are_reused()
+        await test_a_large_body_passes_through_backpressure_intact()
+        await test_a_request_closed_unanswered_is_sent_once_more_on_a_new_connection()
+        await test_broken_bodies_and_refused_connections()
+
+    uvloop.run(scenario())
