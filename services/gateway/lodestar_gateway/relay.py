@@ -124,6 +124,7 @@ async def relay_stream(
                 out = scanner.feed(chunk, clock())
                 if out:
                     await forward(out)
+                scanner.settle()  # after forwarding: the first token's event is parsed here
                 if not first and scanner.first_token_s is not None:
                     # after forwarding: the hook's bookkeeping is not the client's wait, and
                     # its time stamp is the chunk's arrival either way

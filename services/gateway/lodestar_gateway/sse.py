@@ -13,6 +13,12 @@ event — is always well-formed). It parses only what it must:
 
 With ``strip_usage`` the usage-only chunk (``choices: []``) is dropped from what is forwarded
 (the gateway asked for usage on the client's behalf). ``[DONE]`` marks a complete stream.
+
+Only events that may be dropped or are errors (those mentioning ``"usage"`` or ``"error"``)
+are parsed before :meth:`StreamScanner.feed` returns; the others are kept whatever they say,
+so parsing them waits for :meth:`StreamScanner.settle`, which the relay calls once the bytes
+are on their way to the client: the first token is not held back by its own timing. Call
+``settle`` after every ``feed`` (times are those passed to ``feed``); read the results after it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,16 @@ def has_content(choices: Any) -> bool:
     return False
 
 
+def _kept_whatever_it_says(event: bytes) -> bool:
+    """Not an event that could be dropped (usage) or recorded as an error."""
+    return b'"usage"' not in event and b'"error"' not in event
+
+
 class StreamScanner:
     """What one stream said so far. Times are whatever clock the caller passes (seconds)."""
 
     __slots__ = (
+        "_later",
         "_pending",
         "_sep",
         "done",
@@ -65,6 +77,7 @@ class StreamScanner:
         self.done = False
         self._pending = b""
         self._sep: bytes | None = None
+        self._later: list[tuple[bytes, float]] = []
 
     @property
     def completion_tokens(self) -> int:
@@ -95,11 +108,22 @@ class StreamScanner:
         events.pop()  # after the last separator: empty
         dropped: list[int] | None = None
         for i, event in enumerate(events):
+            if self.first_token_s is None and _kept_whatever_it_says(event):
+                # within one read every event has the same time, so scanning these after the
+                # others gives the same results
+                self._later.append((event, now_s))
+                continue
             if not self._scan(event, now_s):
                 dropped = [i] if dropped is None else [*dropped, i]
         if dropped is None:
             return complete
         return b"".join(e + sep for i, e in enumerate(events) if i not in dropped)
+
+    def settle(self) -> None:
+        """Scan the events :meth:`feed` passed on without parsing."""
+        later, self._later = self._later, []
+        for event, now_s in later:
+            self._scan(event, now_s)
 
     def _scan(self, event: bytes, now_s: float) -> bool:
         """Record ``event``; False if it is to be dropped."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import xxhash
 
 from lodestar import tokenizer
 from lodestar.workload.request import Prompt
@@ -80,3 +81,16 @@ def test_chat_template_is_stable_and_handles_content_parts() -> None:
 def test_prompt_rejects_bad_shapes(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Prompt(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["Hello, world! 12345 héllo € 漢字\n\n  end", tokenizer.synthesize(200, seed=7), ""])
+def test_token_ids_and_block_hashes_are_their_definitions(text: str) -> None:
+    """The fast paths (map over the C hash functions, one buffer for all blocks) give exactly
+    the defined values: xxh32 of each piece's UTF-8 mod the vocabulary; content_hash per block."""
+    ids = tokenizer.encode(text)
+    assert ids == [xxhash.xxh32_intdigest(p.encode("utf-8")) % tokenizer.VOCAB_SIZE for p in tokenizer.pieces(text)]
+    for size in (16, 5):
+        full = len(ids) // size
+        expected = tuple(tokenizer.content_hash(ids[i * size : (i + 1) * size]) for i in range(full))
+        assert tokenizer.segment_hashes(ids, size) == expected
+    assert tokenizer.encode("Hello") == [xxhash.xxh32_intdigest(b"Hello") % 128_256]
