@@ -86,7 +86,7 @@ class EmbeddedRouter:
 
     def _observe(self, result: str, t0: float) -> None:
         if self.metrics is not None:
-            self.metrics.route_latency.labels(result).observe(time.perf_counter() - t0)
+            self.metrics.observe_route(result, time.perf_counter() - t0)
 
 
 def defer_past_the_upstream_write(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], None]], object]:

@@ -162,9 +162,18 @@ class GatewayMetrics:
             registry=r,
         )
         self._children: dict[tuple[str, str], tuple[Histogram, Histogram, Histogram]] = {}
+        self._route_children: dict[str, Histogram] = {}
 
     def bind(self, snapshot: Callable[[], Snapshot]) -> None:
         self.registry.register(_SnapshotCollector(snapshot))
+
+    def observe_route(self, result: str, seconds: float) -> None:
+        """One route call's round trip (the labelled child kept: ``labels()`` costs more than
+        the observation, and this is on every request's way to its first token)."""
+        child = self._route_children.get(result)
+        if child is None:
+            child = self._route_children[result] = self.route_latency.labels(result)
+        child.observe(seconds)
 
     def observe_latency(
         self, instance: str, policy: str, ttft_s: float | None, tpot_s: float | None, e2e_s: float

@@ -149,7 +149,7 @@ class RouterClient:
 
     def _observe(self, result: str, t0: float) -> None:
         if self.metrics is not None:
-            self.metrics.route_latency.labels(result).observe(time.perf_counter() - t0)
+            self.metrics.observe_route(result, time.perf_counter() - t0)
 
     def _success(self) -> None:
         if self.consecutive_failures >= self.failure_threshold:

@@ -118,17 +118,20 @@ class Dispatcher:
             raise RuntimeError(f"policy {policy.name!r} chose {decision.instance_id!r}, which was not offered")
         self.directory.fleet.on_dispatch(view.request_id, decision.instance_id, view.prompt_tokens, now_s)
         self._routed[view.request_id] = _Routed(decision.instance_id, policy, view.prompt_tokens, now_s)
+        ts = datetime.now(UTC)
+        if self.defer is None:
+            self._emit(view, decision, candidates, ts, decide_s)
+        else:
+            self.defer(lambda: self._emit(view, decision, candidates, ts, decide_s))
+        return route_response(view, decision, url)
+
+    def _emit(
+        self, view: RequestView, decision: Decision, candidates: Sequence[InstanceView], ts: datetime, decide_s: float
+    ) -> None:
+        """The decision's metrics and event (after the answer, with ``defer``)."""
         self.metrics.observe_decision(
             decision.policy, decision.instance_id, decision.fallback, decision.explore, decide_s
         )
-        ts = datetime.now(UTC)
-        if self.defer is None:
-            self._emit(view, decision, candidates, ts)
-        else:
-            self.defer(lambda: self._emit(view, decision, candidates, ts))
-        return route_response(view, decision, url)
-
-    def _emit(self, view: RequestView, decision: Decision, candidates: Sequence[InstanceView], ts: datetime) -> None:
         try:
             event = decision_event(view, decision, candidates, ts)
         except ValidationError as exc:

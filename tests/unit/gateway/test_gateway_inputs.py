@@ -249,3 +249,22 @@ def test_text_is_kept_only_when_asked() -> None:
     body = json.dumps({"model": "m", "prompt": "secret words"}).encode()
     assert parse_request("completion", body, LIMITS).text is None
     assert parse_request("completion", body, LIMITS, keep_text=True).text == "secret words"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "m", "messages": [{"role": "user", "content": "hi \\u00e9}"}], "stream": true}',
+        b'  \r\n{"stream":true,"model":"m","messages":[{"role":"user","content":"hi"}],"seed":3}\n\t ',
+    ],
+)
+def test_a_stream_without_options_keeps_its_bytes_with_usage_appended(raw: bytes) -> None:
+    parsed = parse_request("chat", raw, LIMITS)
+    assert parsed.upstream_body.startswith(raw.strip()[:-1])
+    assert json.loads(parsed.upstream_body) == {**json.loads(raw), "stream_options": {"include_usage": True}}
+
+
+def test_a_stream_in_utf16_is_re_encoded_not_spliced() -> None:
+    body = {"model": "m", "messages": MSGS, "stream": True}
+    parsed = parse_request("chat", json.dumps(body).encode("utf-16-le"), LIMITS)
+    assert json.loads(parsed.upstream_body.decode("utf-8")) == {**body, "stream_options": {"include_usage": True}}

@@ -241,8 +241,10 @@ def test_event_is_built_after_the_answer_when_deferred(make_dispatcher: MakeDisp
     d.defer = later.append
     d.route(route_request("req-1"), NOW)
     assert published == [] and len(later) == 1
+    assert "lodestar_router_decisions_total{" not in d.metrics.render().decode()  # counted with the event
     later[0]()
     assert [e.decision_id for e in published if isinstance(e, RouteDecision)] == ["req-1"]
+    assert 'lodestar_router_decisions_total{instance="a",policy="recorder"} 1.0' in d.metrics.render().decode()
 
 
 def test_invalid_event_is_counted_not_published(make_dispatcher: MakeDispatcher, published: Published) -> None:
