@@ -19,15 +19,15 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from http import HTTPStatus
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
-from starlette.types import Receive, Scope, Send
 
 from lodestar.openapi_doc import Operation, document
+from lodestar.serving import HotRoutes
 from lodestar_gateway.errors import JSON, GatewayError, install_error_handlers
 from lodestar_gateway.exchange import Exchange, Proxy
 from lodestar_gateway.inputs import Kind, Limits, parse_request
@@ -84,36 +84,13 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class HotRoutes:
-    """The ASGI app served: ``POST`` on the two completion paths goes straight to its handler;
-    everything else to the FastAPI ``app`` (which also documents those two). The handlers answer
-    every refusal themselves and the exchange catches its own failures, so the framework's
-    middleware stack (error, exception, exit-stack, body-limit and telemetry layers: an async
-    call and a scope copy each, per request) only adds time to the first token. A handler that
-    raises anyway (a bug) gets the 500 the app's error handler would give."""
-
-    def __init__(self, app: FastAPI, routes: dict[str, Handler]) -> None:
-        self.app = app
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            handler = self.routes.get(scope["path"])
-            if handler is not None:
-                try:
-                    response = await handler(Request(scope, receive, send))
-                except Exception:
-                    log.exception("request_handler_failed", path=scope["path"])
-                    response = GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error").response()
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _internal_error(_: Exception) -> Response:
+    return GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error").response()
 
 
 def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
+    """The FastAPI app behind :class:`~lodestar.serving.HotRoutes` for the two completion paths
+    (their handlers answer every refusal themselves and the exchange catches its own failures)."""
     app = FastAPI(title="Lodestar gateway", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     settings = proxy.settings
@@ -193,4 +170,5 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
     async def metrics() -> Response:
         return Response(proxy.metrics.render(), media_type=CONTENT_TYPE)
 
-    return HotRoutes(app, {"/v1/chat/completions": chat_completions, "/v1/completions": completions})
+    hot = {"/v1/chat/completions": chat_completions, "/v1/completions": completions}
+    return HotRoutes(app, hot, _internal_error)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
+from starlette.types import ASGIApp
 
 from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
@@ -156,7 +158,8 @@ class RouterService:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; PortInUseError before anything starts if a port is taken."""
         s = self.settings
-        sockets = [(bind_socket(s.host, s.port, "router API"), build_app(self.dispatcher, self.metrics, self.health))]
+        api = build_app(self.dispatcher, self.metrics, self.health)
+        sockets: list[tuple[socket.socket, ASGIApp]] = [(bind_socket(s.host, s.port, "router API"), api)]
         if self.admin_enabled:
             assert s.admin_token is not None
             try:

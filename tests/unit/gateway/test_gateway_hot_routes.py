@@ -1,17 +1,19 @@
-"""The gateway's ASGI front: POST on the completion paths goes to its handler directly, the
-rest to the FastAPI app; a handler that raises (a bug) is a 500 with an OpenAI-style body.
-Real uvicorn on a socket, real HTTP."""
+"""The services' ASGI front (:class:`lodestar.serving.HotRoutes`, the gateway's completion
+paths, the router's route and feedback): POST on a hot path goes to its handler directly, the
+rest to the FastAPI app; a handler that raises (a bug) is the 500 its service gives. Real
+uvicorn on a socket, real HTTP."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from lodestar.serving import ApiServer, bind_socket
-from lodestar_gateway.api import HotRoutes
+from lodestar.serving import ApiServer, HotRoutes, bind_socket
+from lodestar_gateway.errors import GatewayError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,7 +38,13 @@ async def front() -> AsyncIterator[str]:
     for path, handler in routes.items():  # as build_app: the app knows them too (405, OpenAPI)
         app.add_route(path, handler, methods=["POST"])
     sock = bind_socket("127.0.0.1", 0, "test")
-    server = ApiServer(HotRoutes(app, routes), sock)
+
+    def internal(exc: Exception) -> Response:
+        return GatewayError(
+            HTTPStatus.INTERNAL_SERVER_ERROR, f"internal gateway error ({type(exc).__name__})"
+        ).response()
+
+    server = ApiServer(HotRoutes(app, routes, internal), sock)
     server.start()
     try:
         yield f"http://127.0.0.1:{server.port}"
@@ -69,4 +77,4 @@ async def test_a_handler_that_raises_is_an_openai_style_500(front: str) -> None:
                 continue
     assert r.status_code == 500
     body = r.json()
-    assert body["error"]["message"] == "internal gateway error" and body["error"]["type"]
+    assert body["error"]["message"] == "internal gateway error (RuntimeError)" and body["error"]["type"]
