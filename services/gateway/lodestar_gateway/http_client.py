@@ -398,12 +398,19 @@ class Response:
 class HttpClient:
     """One connection pool; :meth:`aclose` when done."""
 
-    def __init__(self, connect_timeout_s: float, max_connections: int = 4096, idle_timeout_s: float = 4.0) -> None:
+    def __init__(
+        self,
+        connect_timeout_s: float,
+        max_connections: int = 4096,
+        idle_timeout_s: float = 4.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: for ``https`` origins (default: the system's trusted CAs, hostnames checked)."""
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
         self._pool = _Pool(max_connections, idle_timeout_s)
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def request(
         self, method: str, url: str, body: bytes = b"", headers: Mapping[str, str] | None = None
