@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+import trustme
 from gateway_helpers import MODEL, dead_url
 
 from lodestar.emulator.fleet import EmulatedFleet
@@ -339,25 +338,12 @@ def test_on_uvloop_the_gateways_event_loop() -> None:
     uvloop.run(scenario())
 
 
-@pytest.fixture(scope="module")
-def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, made with the openssl CLI."""
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl CLI is needed to make a test certificate (Debian: apt install openssl)")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = str(d / "cert.pem"), str(d / "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-async def test_https_origins_verify_the_server(self_signed: tuple[str, str]) -> None:
-    cert, key = self_signed
+async def test_https_origins_verify_the_server() -> None:
+    ca = trustme.CA()  # a test CA the system does not trust
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
@@ -370,7 +356,7 @@ async def test_https_origins_verify_the_server(self_signed: tuple[str, str]) -> 
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
-    trusting = HttpClient(connect_timeout_s=2.0, tls=ssl.create_default_context(cafile=cert))
+    trusting = HttpClient(connect_timeout_s=2.0, tls=client_tls)
     try:
         for _ in range(2):  # the TLS connection is kept and reused like any other
             response = await trusting.request("GET", url)
