@@ -94,3 +94,18 @@ def test_token_ids_and_block_hashes_are_their_definitions(text: str) -> None:
         expected = tuple(tokenizer.content_hash(ids[i * size : (i + 1) * size]) for i in range(full))
         assert tokenizer.segment_hashes(ids, size) == expected
     assert tokenizer.encode("Hello") == [xxhash.xxh32_intdigest(b"Hello") % 128_256]
+
+
+@pytest.mark.parametrize(("segment_tokens", "n_tokens"), [(16, 170), (16, 15), (16, 400), (64, 170), (512, 1100)])
+def test_block_hashes_chain_their_segments_by_definition(segment_tokens: int, n_tokens: int) -> None:
+    """Block j's hash chains every segment up to its own (and its position inside a segment
+    longer than a block), whichever path computes it."""
+    segments = [(k * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF for k in range(1, 20)]
+    per_segment = segment_tokens // tokenizer.BLOCK_SIZE
+    n_blocks = min(n_tokens // tokenizer.BLOCK_SIZE, len(segments) * per_segment)
+    expected, parent = [], tokenizer._ROOT_CHAIN
+    for j in range(n_blocks):
+        if j % per_segment == 0:
+            parent = tokenizer.chain(parent, segments[j // per_segment])
+        expected.append(parent if per_segment == 1 else tokenizer.chain(parent, j % per_segment))
+    assert tokenizer.expand_block_hashes(segments, segment_tokens, n_tokens) == expected
