@@ -73,14 +73,16 @@ class ProtocolError(HttpError):
 
 
 @functools.lru_cache(maxsize=4096)
-def split_url(url: str) -> tuple[Origin, bytes]:
+def split_url(url: str) -> tuple[Origin, str]:
     """``(scheme, host, port)`` and the request target (path and query) of an http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (parts.scheme, parts.hostname, port), target.encode("ascii", "strict")
+    if not target.isascii():
+        raise ValueError(f"not an ASCII request target: {url!r}")
+    return (parts.scheme, parts.hostname, port), target
 
 
 class Headers(Mapping[str, str]):
@@ -104,9 +106,9 @@ class Headers(Mapping[str, str]):
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer being read on it (one at a time)."""
 
-    def __init__(self, origin: Origin, on_lost: _Pool) -> None:
+    def __init__(self, origin: Origin, pool: _Pool) -> None:
         self.origin = origin
-        self.pool = on_lost
+        self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -364,10 +366,7 @@ class Response:
             if connection.body:
                 yield connection.take()
             elif connection.error is not None:
-                error = connection.error
-                if isinstance(error, ConnectionBroken):
-                    raise ConnectionBroken(str(error), before_response=False)
-                raise error
+                raise connection.error  # after the head: a ConnectionBroken says before_response=False
             elif connection.complete:
                 return
             else:
@@ -407,8 +406,6 @@ class HttpClient:
     ) -> None:
         """``tls``: for ``https`` origins (default: the system's trusted CAs, hostnames checked)."""
         self.connect_timeout_s = connect_timeout_s
-        self.max_connections = max_connections
-        self.idle_timeout_s = idle_timeout_s
         self._pool = _Pool(max_connections, idle_timeout_s)
         self._tls = tls
 
@@ -486,11 +483,11 @@ class HttpClient:
         self._pool.close_all()
 
 
-def _request_bytes(method: str, origin: Origin, target: bytes, body: bytes, headers: Mapping[str, str] | None) -> bytes:
+def _request_bytes(method: str, origin: Origin, target: str, body: bytes, headers: Mapping[str, str] | None) -> bytes:
     scheme, host, port = origin
     default = 443 if scheme == "https" else 80
     authority = host if port == default else f"{host}:{port}"
-    lines = [f"{method} ", target.decode("ascii"), f" HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
+    lines = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {len(body)}\r\n"]
     if headers:
         for name, value in headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:

@@ -9,6 +9,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trustme
@@ -81,8 +82,9 @@ async def counting_proxy(target_url: str) -> AsyncIterator[tuple[str, list[int]]
 
 
 @asynccontextmanager
-async def client() -> AsyncIterator[HttpClient]:
-    http = HttpClient(connect_timeout_s=2.0)
+async def client(**options: Any) -> AsyncIterator[HttpClient]:
+    """An ``HttpClient`` (2 s connect timeout; ``options`` as its constructor takes them)."""
+    http = HttpClient(**{"connect_timeout_s": 2.0, **options})
     try:
         yield http
     finally:
@@ -260,42 +262,38 @@ async def test_a_large_body_passes_through_backpressure_intact() -> None:
 
 async def test_idle_connections_past_the_idle_timeout_are_not_reused() -> None:
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-    http = HttpClient(connect_timeout_s=2.0, idle_timeout_s=0.1)
-    try:
-        async with raw_server([[ok]]) as (url, connections):
-            for pause in (0.0, 0.3):
-                await asyncio.sleep(pause)
-                response = await http.request("GET", url)
-                assert await response.read() == b"ok"
-                response.close()
-            assert connections[0] == 2
-    finally:
-        await http.aclose()
+    async with raw_server([[ok]]) as (url, connections), client(idle_timeout_s=0.1) as http:
+        for pause in (0.0, 0.3):
+            await asyncio.sleep(pause)
+            response = await http.request("GET", url)
+            assert await response.read() == b"ok"
+            response.close()
+        assert connections[0] == 2
 
 
 async def test_a_full_pool_waits_for_a_connection_and_closes_idle_ones_of_other_origins() -> None:
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     slow = [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", b"o", b"k"]
-    http = HttpClient(connect_timeout_s=2.0, max_connections=1)
-    try:
-        async with raw_server([slow]) as (url_a, conn_a), raw_server([[ok]]) as (url_b, conn_b):
-            first = await http.request("GET", url_a)
-            second = asyncio.ensure_future(http.request("GET", url_a))
-            await asyncio.sleep(0.05)
-            assert not second.done()  # the one connection is in use
-            assert await first.read() == b"ok"
-            first.close()
-            response = await asyncio.wait_for(second, 2)
-            assert await response.read() == b"ok"
-            response.close()
-            assert conn_a[0] == 1  # the second request took the first one's connection
-            # another origin: the idle connection to the first is closed to make room
-            response = await http.request("GET", url_b)
-            assert await response.read() == b"ok"
-            response.close()
-            assert conn_b[0] == 1
-    finally:
-        await http.aclose()
+    async with (
+        raw_server([slow]) as (url_a, conn_a),
+        raw_server([[ok]]) as (url_b, conn_b),
+        client(max_connections=1) as http,
+    ):
+        first = await http.request("GET", url_a)
+        second = asyncio.ensure_future(http.request("GET", url_a))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # the one connection is in use
+        assert await first.read() == b"ok"
+        first.close()
+        response = await asyncio.wait_for(second, 2)
+        assert await response.read() == b"ok"
+        response.close()
+        assert conn_a[0] == 1  # the second request took the first one's connection
+        # another origin: the idle connection to the first is closed to make room
+        response = await http.request("GET", url_b)
+        assert await response.read() == b"ok"
+        response.close()
+        assert conn_b[0] == 1
 
 
 async def test_a_cancelled_request_does_not_leave_its_connection_in_the_pool() -> None:
@@ -356,15 +354,14 @@ async def test_https_origins_verify_the_server() -> None:
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
-    trusting = HttpClient(connect_timeout_s=2.0, tls=client_tls)
     try:
-        for _ in range(2):  # the TLS connection is kept and reused like any other
-            response = await trusting.request("GET", url)
-            assert response.status == 200 and await response.read() == b"secret"
-            response.close()
+        async with client(tls=client_tls) as trusting:
+            for _ in range(2):  # the TLS connection is kept and reused like any other
+                response = await trusting.request("GET", url)
+                assert response.status == 200 and await response.read() == b"secret"
+                response.close()
         async with client() as default:  # the system's CAs do not know this certificate
             with pytest.raises(ConnectFailed, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
                 await default.request("GET", url)
     finally:
-        await trusting.aclose()
         server.close()
