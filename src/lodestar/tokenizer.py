@@ -81,12 +81,6 @@ def expand_block_hashes(
     n_blocks = min(n_tokens // block_size, len(segments) * per_segment)
     out: list[int] = []
     parent = root
-    if per_segment == 1:  # segments are blocks (every text prompt): chain() inlined, same values
-        digest, mask = xxhash.xxh3_64_intdigest, 0xFFFFFFFFFFFFFFFF
-        for value in segments[:n_blocks]:
-            parent = digest(((parent << 64) | (value & mask)).to_bytes(16, "little"))
-            out.append(parent)
-        return out
     for seg_index in range((n_blocks + per_segment - 1) // per_segment):
         parent = chain(parent, segments[seg_index])
         first = seg_index * per_segment

@@ -129,7 +129,7 @@ class StreamScanner:
         """Record ``event``; False if it is to be dropped."""
         if not event.startswith(_DATA):
             return True  # comments, event names: forwarded, not counted
-        if self.first_token_s is not None and b'"usage"' not in event and b'"error"' not in event:
+        if self.first_token_s is not None and _kept_whatever_it_says(event):
             # the hot path: no parsing (quotes inside JSON strings are escaped, so these
             # byte patterns only match keys)
             if event.endswith(_DONE):
