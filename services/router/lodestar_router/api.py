@@ -26,7 +26,7 @@ from lodestar.openapi_doc import Operation, document
 from lodestar.policy.contracts import NoCandidateError
 from lodestar.serving import HotRoutes
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.errors import ApiError, from_validation_error, install_error_handlers
+from lodestar_router.errors import ApiError, from_validation_error, install_error_handlers, internal_error
 from lodestar_router.metrics import CONTENT_TYPE, RouterMetrics
 from lodestar_schemas.router_api import FeedbackBatch, RouteRequest, RouteResponse
 
@@ -95,10 +95,6 @@ def model_info(dispatcher: Dispatcher) -> ModelInfo:
     )
 
 
-def _internal_error(exc: Exception) -> Response:
-    return ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}").response()
-
-
 def build_app(dispatcher: Dispatcher, metrics: RouterMetrics, health: Callable[[], Health]) -> HotRoutes:
     """The FastAPI app behind :class:`~lodestar.serving.HotRoutes` for ``POST /v1/route`` and
     ``POST /v1/feedback`` (every request's critical path: their handlers answer their own
@@ -153,4 +149,4 @@ def build_app(dispatcher: Dispatcher, metrics: RouterMetrics, health: Callable[[
     async def get_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    return HotRoutes(app, {"/v1/route": route, "/v1/feedback": feedback}, _internal_error)
+    return HotRoutes(app, {"/v1/route": route, "/v1/feedback": feedback}, internal_error)

@@ -86,6 +86,11 @@ def parse_body(model: type[M], body: bytes) -> M:
         raise from_validation_error(exc) from None
 
 
+def internal_error(exc: Exception) -> JSONResponse:
+    """The 500 for an unexpected exception (a bug): its type is named, its message is not."""
+    return ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}").response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -103,7 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
-        return ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}").response()
+        return internal_error(exc)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(Exception, on_unexpected)
