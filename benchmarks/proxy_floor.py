@@ -8,7 +8,7 @@ Paths, each in front of the same single emulated instance (H100-SXM, llama-3-8b,
 ``direct``; ``vllm`` (vllm-router 0.1.17, ``round_robin``); ``bare-<client>``: a uvicorn
 (uvloop + httptools) ASGI app that reads the body, forwards it with ``<client>`` and relays
 the answer chunk by chunk — no parsing, routing, accounting or events. Clients: ``lodestar``
-(the gateway's :mod:`lodestar_gateway.http_client`) and ``aiohttp`` (its ``ClientSession``,
+(the gateway's :mod:`lodestar.http_client`) and ``aiohttp`` (its ``ClientSession``,
 which the gateway used before; not a project dependency: ``pip install aiohttp``). The
 requests are those of ``router_overhead.py`` (same client, same interleaving, same prompt).
 """
@@ -39,7 +39,7 @@ def serve(client: str, port: int, upstream: str) -> None:
     import uvicorn
 
     if client == "lodestar":
-        from lodestar_gateway.http_client import HttpClient
+        from lodestar.http_client import HttpClient
 
         http = HttpClient(connect_timeout_s=2.0)
 

@@ -1,7 +1,8 @@
 """Scrape every instance's ``/metrics`` on a fixed cadence and publish one ``InstanceState`` each time.
 
-Each instance has its own asyncio task (all sharing one keep-alive ``httpx.AsyncClient``), so a
-slow or dead instance never delays the others. A task ticks every ``interval_s`` on a fixed
+Each instance has its own asyncio task (all sharing one keep-alive
+:class:`~lodestar.http_client.HttpClient`, the gateway's), so a slow or dead instance never
+delays the others. A task ticks every ``interval_s`` on a fixed
 schedule (missed ticks are skipped, never bunched), scrapes with an overall ``timeout_s``
 deadline, updates the instance's :class:`~lodestar_collector.health.HealthTracker`, and hands
 the state to ``publish`` (non-blocking: :meth:`BufferedPublisher.publish`).
@@ -31,9 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
 import structlog
 
+from lodestar.http_client import HttpClient, HttpError
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.health import HealthTracker, Transition
 from lodestar_collector.hitrate import PrefixCounters, counters_of, prefix_hit_rate
@@ -47,6 +48,8 @@ log = structlog.get_logger(__name__)
 FailureReason = Literal["timeout", "connection", "http_status", "parse"]
 UNKNOWN_MODEL = "unknown"
 _MAX_MODEL_LEN = 256  # InstanceState.model's limit
+#: A larger answer is not an engine's metrics page (vLLM's is ~30 KB) and is not read to its end.
+MAX_PAGE_BYTES = 8 << 20
 
 
 class ScrapeFailure(Exception):
@@ -80,7 +83,7 @@ class Scraper:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         publish: Callable[[InstanceState], object],
         metrics: CollectorMetrics,
         interval_s: float,
@@ -192,18 +195,29 @@ class Scraper:
             await self._read_models(target)
         return self._state(target, snapshot, rate, elapsed)
 
+    async def _get(self, url: str) -> tuple[int, bytes]:
+        """Status and body (at most :data:`MAX_PAGE_BYTES` + a read) of one GET within
+        ``timeout_s``; TimeoutError or :class:`~lodestar.http_client.HttpError` otherwise."""
+        async with asyncio.timeout(self.timeout_s):
+            response = await self.client.request("GET", url)
+            try:
+                return response.status, await response.read(MAX_PAGE_BYTES)
+            finally:
+                response.close()
+
     async def _fetch(self, target: InstanceTarget) -> MetricsSnapshot:
         try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self.client.get(f"{target.config.url}/metrics", timeout=self.timeout_s)
-        except (TimeoutError, httpx.TimeoutException):
+            status, body = await self._get(f"{target.config.url}/metrics")
+        except TimeoutError:
             raise ScrapeFailure("timeout", f"no answer within {self.timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise ScrapeFailure("connection", f"{type(exc).__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise ScrapeFailure("http_status", f"HTTP {response.status_code}")
+        if status != 200:
+            raise ScrapeFailure("http_status", f"HTTP {status}")
+        if len(body) >= MAX_PAGE_BYTES:
+            raise ScrapeFailure("parse", f"metrics page larger than {MAX_PAGE_BYTES >> 20} MiB")
         try:
-            return parse_metrics(response.text)
+            return parse_metrics(body.decode("utf-8", errors="replace"))
         except MetricsParseError as exc:
             raise ScrapeFailure("parse", str(exc)) from None
 
@@ -225,12 +239,11 @@ class Scraper:
     async def _read_models(self, target: InstanceTarget) -> None:
         url = f"{target.config.url}/v1/models"
         try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self.client.get(url, timeout=self.timeout_s)
-            if response.status_code != 200:
-                raise ModelInfoError(f"HTTP {response.status_code}")
-            target.model_info = parse_models(response.content)
-        except (TimeoutError, httpx.HTTPError, ModelInfoError) as exc:
+            status, body = await self._get(url)
+            if status != 200:
+                raise ModelInfoError(f"HTTP {status}")
+            target.model_info = parse_models(body)
+        except (TimeoutError, HttpError, ModelInfoError) as exc:
             log.warning("models_unreadable", instance=target.instance_id, url=url, error=str(exc) or type(exc).__name__)
             return
         target.health.model_info_read()

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import signal
-import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import httpx
 import structlog
-import uvicorn
 
-from lodestar.bus.admin import ensure_topics
 from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
+from lodestar.http_client import HttpClient
+from lodestar.serving import ApiServer, PortInUseError, bind_socket, ensure_topics_retrying, run_until_signal
 from lodestar_collector.api import Health, InstanceHealth, build_app
 from lodestar_collector.config import parse_instance_list
 from lodestar_collector.metrics import CollectorMetrics
@@ -31,37 +27,12 @@ from lodestar_collector.scraper import Scraper
 from lodestar_collector.settings import CollectorSettings
 from lodestar_schemas.topics import TopicName, topic_spec
 
+__all__ = ["CollectorService", "PortInUseError", "serve"]
+
 log = structlog.get_logger(__name__)
 
 _DRAIN_TIMEOUT_S = 5.0
 _API_STOP_TIMEOUT_S = 3.0
-
-
-class PortInUseError(OSError):
-    """The API port cannot be bound; the message names it."""
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handlers (the service owns SIGINT/SIGTERM)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise PortInUseError(exc.errno, f"collector API port {port} on {host} {why}") from None
-    sock.setblocking(False)
-    return sock
 
 
 @dataclass
@@ -72,7 +43,7 @@ class CollectorService:
     kafka: KafkaSettings
     metrics: CollectorMetrics
     source: InstancesSource
-    client: httpx.AsyncClient
+    client: HttpClient
     publisher: BufferedPublisher
     scraper: Scraper
     api_port: int | None = None
@@ -88,12 +59,7 @@ class CollectorService:
         initial = source.load()
         metrics = CollectorMetrics()
         publisher = BufferedPublisher(kafka, capacity=settings.publish_buffer)
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-            keepalive_expiry=30.0,
-        )
-        client = httpx.AsyncClient(limits=limits, timeout=settings.timeout_s, follow_redirects=False)
+        client = HttpClient(connect_timeout_s=settings.timeout_s, max_connections=settings.max_connections)
         scraper = Scraper(
             client,
             publisher.publish,
@@ -128,24 +94,17 @@ class CollectorService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; PortInUseError before anything starts if the port is taken."""
-        sock = _bind(self.settings.host, self.settings.port)
-        self.api_port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            build_app(self.metrics, self.health),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = _ApiServer(config)
+        sock = bind_socket(self.settings.host, self.settings.port, "collector API")
+        server = ApiServer(build_app(self.metrics, self.health), sock)
+        self.api_port = server.port
         self.publisher.start()
+        spec = (topic_spec(TopicName.INSTANCE_STATE),)
         self._tasks = [
-            asyncio.create_task(_ensure_topic(self.kafka), name="collector-topics"),
+            asyncio.create_task(ensure_topics_retrying(self.kafka, spec), name="collector-topics"),
             asyncio.create_task(self.source.run(self.settings.reload_poll_s), name="collector-reload"),
         ]
         self.scraper.start()
-        api = asyncio.create_task(server.serve(sockets=[sock]), name="collector-api")
+        server.start()
         log.info(
             "collector_ready",
             instances=[t.instance_id for t in self.scraper.targets.values()],
@@ -157,9 +116,9 @@ class CollectorService:
         try:
             await stop.wait()
         finally:
-            await self._shutdown(server, api)
+            await self._shutdown(server)
 
-    async def _shutdown(self, server: uvicorn.Server, api: asyncio.Task[None]) -> None:
+    async def _shutdown(self, server: ApiServer) -> None:
         log.info("collector_stopping", pending_events=self.publisher.pending)
         await self.scraper.stop()
         for task in self._tasks:
@@ -167,37 +126,13 @@ class CollectorService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(api, _API_STOP_TIMEOUT_S)
+        await server.stop(_API_STOP_TIMEOUT_S)
         await self.publisher.close(drain_timeout_s=_DRAIN_TIMEOUT_S)
         await self.client.aclose()
         stats = self.publisher.stats
         log.info("collector_stopped", accepted=stats.accepted, sent=stats.sent, dropped=stats.dropped)
 
 
-async def _ensure_topic(kafka: KafkaSettings) -> None:
-    """Create the instance-state topic, retrying while the broker is unreachable."""
-    spec = (topic_spec(TopicName.INSTANCE_STATE),)
-    backoff = 0.5
-    while True:
-        try:
-            await ensure_topics(kafka, spec)
-            return
-        except Exception as exc:  # aiokafka raises a wide variety while the broker is down
-            log.warning("topic_setup_failed", error=f"{type(exc).__name__}: {exc}", retry_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-
-
 async def serve(service: CollectorService) -> None:
     """Run ``service`` until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await service.run(stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    await run_until_signal(service.run)

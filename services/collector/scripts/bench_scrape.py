@@ -1,19 +1,24 @@
 """How many instances one collector process can scrape at a given interval on this machine.
 
-Two modes, both running the real :class:`~lodestar_collector.scraper.Scraper` (real parser,
-real ``InstanceState`` construction; states are counted instead of published):
+Runs the real :class:`~lodestar_collector.scraper.Scraper` (real HTTP, real parser, real
+``InstanceState`` construction; states are counted instead of published) against one of:
 
-- ``--emulate K``: K emulated H100 instances (`lodestar emulate`, a separate process) over real
-  HTTP with keep-alive. The collector's cost per scrape is its own process CPU time divided by
-  the scrapes done (the emulator's CPU is not counted, but it shares the machine).
-- ``--mock N [N …]``: N instances answered in-process with a captured emulator page
-  (``testdata/emulator_h100_loaded.txt``, 32 KB) through ``httpx.MockTransport``: no sockets, so
-  this finds where the collector itself saturates (achieved rate < 95 % of the schedule).
+- ``--emulate K``: K emulated H100 instances (``lodestar emulate``, a separate process);
+- ``--page N [N …]``: N instances answered by a separate process with a captured emulator page
+  (``testdata/emulator_h100_loaded.txt``, 32 KB), one keep-alive server, instance ``i`` at the
+  URL prefix ``/i``: no engine work behind the page, so this finds where the collector itself
+  saturates (achieved rate < 95 % of the schedule).
+
+The collector's cost per scrape is its own process CPU time divided by the scrapes done (the
+server's CPU is not counted, but it shares the machine). ``--clients lodestar,httpx`` runs each
+client in turn against the same servers: ``lodestar`` is the collector's
+(:class:`lodestar.http_client.HttpClient`), ``httpx`` its previous one (``httpx.AsyncClient``,
+kept here for the comparison only). Prints one table and the JSON (``--json`` writes it).
 
 Usage::
 
-    python services/collector/scripts/bench_scrape.py --emulate 16 --seconds 10
-    python services/collector/scripts/bench_scrape.py --mock 100 200 400 800 --seconds 8
+    python services/collector/scripts/bench_scrape.py --emulate 8 --seconds 10 --clients lodestar,httpx
+    python services/collector/scripts/bench_scrape.py --page 100 200 400 --seconds 8
 """
 
 from __future__ import annotations
@@ -21,17 +26,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
+from lodestar.emulator.server import free_port_block
+from lodestar.http_client import HttpClient
+from lodestar.localinfra.broker import free_port
 from lodestar.logs import configure_logging
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
@@ -39,12 +50,54 @@ from lodestar_collector.scraper import Scraper
 from lodestar_schemas import InstanceState
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
+MODELS = b'{"data":[{"id":"llama-3-8b","max_model_len":131072}]}'
 
 
-async def _run(
-    configs: list[InstanceConfig], client: httpx.AsyncClient, interval_s: float, seconds: float
-) -> dict[str, float]:
+class _Answer(Protocol):
+    status: int
+
+    async def read(self, limit: int | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _HttpxAnswer:
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        self._response = response
+
+    async def read(self, limit: int | None = None) -> bytes:
+        return await self._response.aread()
+
+    def close(self) -> None:
+        """The body was read whole: nothing to release."""
+
+
+class _HttpxClient:
+    """``httpx.AsyncClient`` with the collector's client interface (the comparison only)."""
+
+    def __init__(self) -> None:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0)
+        self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+
+    async def request(self, method: str, url: str) -> _Answer:
+        return _HttpxAnswer(await self._client.request(method, url))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _client(name: str) -> Any:
+    if name == "lodestar":
+        return HttpClient(connect_timeout_s=1.0, max_connections=1000)
+    if name == "httpx":
+        return _HttpxClient()
+    raise SystemExit(f"--clients: unknown client {name!r} (lodestar, httpx)")
+
+
+async def _run(configs: list[InstanceConfig], client_name: str, interval_s: float, seconds: float) -> dict[str, Any]:
     states: list[InstanceState] = []
+    client = _client(client_name)
     metrics = CollectorMetrics()
     scraper = Scraper(client, states.append, metrics, interval_s=interval_s, timeout_s=1.0, failure_threshold=3)
     scraper.set_instances(configs)
@@ -57,7 +110,9 @@ async def _run(
     ok = [s for s in states if s.consecutive_failures == 0]
     expected = len(configs) * wall / interval_s
     lat = sorted(s.scrape_latency_s for s in ok) or [0.0]
+    per_scrape = cpu / max(1, len(states))
     return {
+        "client": client_name,
         "instances": len(configs),
         "interval_s": interval_s,
         "seconds": round(wall, 2),
@@ -65,47 +120,28 @@ async def _run(
         "scrapes_failed": len(states) - len(ok),
         "achieved_frac": round(len(states) / expected, 3),
         "cpu_frac_of_one_core": round(cpu / wall, 3),
-        "cpu_ms_per_scrape": round(1000 * cpu / max(1, len(states)), 3),
+        "cpu_ms_per_scrape": round(1000 * per_scrape, 3),
         "latency_ms_p50": round(1000 * statistics.median(lat), 2),
         "latency_ms_p99": round(1000 * lat[int(0.99 * (len(lat) - 1))], 2),
-        "capacity_at_interval_one_core": int(interval_s / (cpu / max(1, len(states)))),
+        "capacity_at_interval_one_core": int(interval_s / per_scrape) if per_scrape else 0,
     }
 
 
-def _mock_client(text: str) -> httpx.AsyncClient:
-    models = b'{"data":[{"id":"llama-3-8b","max_model_len":131072}]}'
-    body = text.encode()
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body if request.url.path == "/metrics" else models)
-
-    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
-
-
-def _free_ports(n: int) -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base: int = s.getsockname()[1]
-        if base + n > 65535:
-            continue
-        socks: list[socket.socket] = []
+def _wait_healthy(urls: list[str], path: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         try:
-            for k in range(n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise RuntimeError("no free port range")
+            if all(httpx.get(f"{u}{path}", timeout=1).status_code == 200 for u in urls):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the servers did not answer {path} within {timeout_s:g}s")
 
 
-def _emulated(k: int, interval_s: float, seconds: float) -> dict[str, float]:
-    base = _free_ports(k)
+@contextmanager
+def _emulated(k: int) -> Iterator[list[str]]:
+    base = free_port_block(k)
     with tempfile.TemporaryDirectory() as tmp:
         cluster = Path(tmp) / "bench.yaml"
         cluster.write_text(f"name: bench\nmodel: llama-3-8b\ngroups:\n  - hardware: H100-SXM\n    count: {k}\n")
@@ -117,38 +153,91 @@ def _emulated(k: int, interval_s: float, seconds: float) -> dict[str, float]:
         )
         urls = [f"http://127.0.0.1:{base + i}" for i in range(k)]
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if all(httpx.get(f"{u}/health", timeout=1).status_code == 200 for u in urls):
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            configs = [InstanceConfig(instance_id=f"h100-{i}", url=u) for i, u in enumerate(urls)]
-            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-            client = httpx.AsyncClient(limits=limits)
-            return asyncio.run(_run(configs, client, interval_s, seconds))
+            _wait_healthy(urls, "/health")
+            yield urls
         finally:
             proc.terminate()
             proc.wait(10)
 
 
+def _serve_page(port: int, page: bytes) -> None:
+    """Answer every GET on ``port``: ``…/metrics`` with ``page``, anything else with MODELS."""
+
+    def answer(body: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    metrics, models = answer(page), answer(MODELS)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(metrics if head.split(b" ", 2)[1].endswith(b"/metrics") else models)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def _page_server(n: int) -> Iterator[list[str]]:
+    port = free_port()
+    page = (TESTDATA / "emulator_h100_loaded.txt").read_bytes()
+    proc = multiprocessing.get_context("spawn").Process(target=_serve_page, args=(port, page), daemon=True)
+    proc.start()
+    try:
+        urls = [f"http://127.0.0.1:{port}/i{i}" for i in range(n)]
+        _wait_healthy(urls[:1], "/metrics")
+        yield urls
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    cols = ("mode", "client", "instances", "achieved_frac", "cpu_ms_per_scrape", "cpu_frac_of_one_core",
+            "latency_ms_p50", "latency_ms_p99", "scrapes_failed", "capacity_at_interval_one_core")  # fmt: skip
+    lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
+    lines += [" | ".join(str(r[c]) for c in cols) for r in results]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--emulate", type=int, help="K emulated instances over real HTTP")
-    parser.add_argument("--mock", type=int, nargs="*", default=[], help="N in-process instances (one run per N)")
+    parser.add_argument("--emulate", type=int, help="K emulated instances")
+    parser.add_argument("--page", type=int, nargs="*", default=[], help="N instances serving a captured page")
+    parser.add_argument("--clients", default="lodestar", help="comma-separated: lodestar, httpx")
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     configure_logging("WARNING")
-    results = []
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    for name in clients:
+        _client(name)  # an unknown name fails before anything starts
+    results: list[dict[str, Any]] = []
+
+    def measure(mode: str, urls: list[str]) -> None:
+        configs = [InstanceConfig(instance_id=f"i{i}", url=u) for i, u in enumerate(urls)]
+        for name in clients:
+            results.append({"mode": mode, **asyncio.run(_run(configs, name, args.interval, args.seconds))})
+
     if args.emulate:
-        results.append({"mode": "emulate", **_emulated(args.emulate, args.interval, args.seconds)})
-    text = (TESTDATA / "emulator_h100_loaded.txt").read_text()
-    for n in args.mock:
-        configs = [InstanceConfig(instance_id=f"i{i}", url=f"http://i{i}") for i in range(n)]
-        results.append({"mode": "mock", **asyncio.run(_run(configs, _mock_client(text), args.interval, args.seconds))})
-    print(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
+        with _emulated(args.emulate) as urls:
+            measure("emulate", urls)
+    for n in args.page:
+        with _page_server(n) as urls:
+            measure("page", urls)
+    doc = {"cpu_count": os.cpu_count(), "results": results}
+    print(_table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def defer_past_the_upstream_write(loop: asyncio.AbstractEventLoop) -> Callable[[
     """The embedded dispatcher's ``defer`` (when the decision event is built): one loop turn
     later than ``call_soon``. The gateway sends the upstream request right after the decision,
     and a client that writes the request from a task of its own (aiohttp did, eagerly only from
-    Python 3.12; :mod:`~lodestar_gateway.http_client` writes it in the call) would have it
+    Python 3.12; :mod:`~lodestar.http_client` writes it in the call) would have it
     queued *behind* the event's build with ``call_soon``; this way the request leaves first
     whatever the client, and the event is built while the instance works on it."""
 

@@ -40,12 +40,12 @@ from pydantic import ValidationError
 from starlette.responses import Response as AsgiResponse
 from starlette.types import Receive, Scope, Send
 
+from lodestar.http_client import ConnectFailed, ConnectionBroken, HttpClient, HttpError, ProtocolError, Response
 from lodestar.policy.contracts import Outcome
 from lodestar_gateway.access import Access
 from lodestar_gateway.assemble import Assembler
 from lodestar_gateway.errors import JSON, GatewayError, context_too_long, model_not_found
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http_client import ConnectFailed, ConnectionBroken, HttpClient, HttpError, ProtocolError, Response
 from lodestar_gateway.inputs import ParsedRequest
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_gateway.outcomes import (

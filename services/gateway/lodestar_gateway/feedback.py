@@ -17,7 +17,7 @@ import contextlib
 
 import structlog
 
-from lodestar_gateway.http_client import HttpClient, HttpError
+from lodestar.http_client import HttpClient, HttpError
 from lodestar_schemas.router_api import Feedback, FeedbackBatch
 
 log = structlog.get_logger(__name__)

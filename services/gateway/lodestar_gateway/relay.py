@@ -12,7 +12,7 @@
   ``first_token_at`` (loop time); after it each chunk must come within ``idle_timeout_s``.
 
 Deadlines raise :class:`RelayTimeout` naming the deadline; the client's errors
-(:class:`~lodestar_gateway.http_client.HttpError`) propagate. The caller turns both into a
+(:class:`~lodestar.http_client.HttpError`) propagate. The caller turns both into a
 :class:`~lodestar_gateway.errors.GatewayError`, which :meth:`Downstream.error` sends as a
 JSON answer before the response started, as an SSE error event and ``[DONE]`` after.
 """
@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import Message, Send
 
+from lodestar.http_client import HttpError, Response
 from lodestar_gateway.errors import JSON, GatewayError
-from lodestar_gateway.http_client import HttpError, Response
 from lodestar_gateway.sse import StreamScanner
 
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]

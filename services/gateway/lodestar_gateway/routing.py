@@ -28,10 +28,10 @@ from typing import Protocol
 import structlog
 from pydantic import ValidationError
 
+from lodestar.http_client import HttpClient, HttpError
 from lodestar.policy.contracts import NoCandidateError, Policy, RequestView
 from lodestar_gateway.errors import no_instance
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http_client import HttpClient, HttpError
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_schemas.router_api import RouteRequest, RouteResponse
 

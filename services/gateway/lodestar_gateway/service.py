@@ -26,6 +26,7 @@ import structlog
 
 from lodestar.bus.publish import BufferedPublisher
 from lodestar.bus.settings import KafkaSettings
+from lodestar.http_client import HttpClient
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.ejection import EjectionPolicy
 from lodestar.policy.profile_spec import ProfileError, build_policy
@@ -37,7 +38,6 @@ from lodestar_gateway.exchange import Proxy
 from lodestar_gateway.feed import InstanceStateFeed
 from lodestar_gateway.feedback import FeedbackQueue
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.metrics import GatewayMetrics, Snapshot
 from lodestar_gateway.routing import RouterClient, RouteSource, Routing
 from lodestar_gateway.settings import GatewaySettings

@@ -1,18 +1,21 @@
-"""The scraper against scripted engine endpoints (httpx.MockTransport stands in for vLLM's HTTP
-server, which is not ours): state contents, failure kinds, health, model info, join/leave."""
+"""The scraper against scripted engine endpoints on a real HTTP/1.1 server on 127.0.0.1 (one
+listening socket; instance ``X`` is the URL prefix ``/X``): state contents, failure kinds,
+health, model info, join/leave."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
+from lodestar.http_client import HttpClient
+from lodestar.localinfra.broker import free_port
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
-from lodestar_collector.scraper import UNKNOWN_MODEL, Scraper
+from lodestar_collector.scraper import MAX_PAGE_BYTES, UNKNOWN_MODEL, Scraper
 from lodestar_schemas import InstanceState
 
 TESTDATA = Path(__file__).resolve().parents[3] / "services" / "collector" / "testdata"
@@ -30,45 +33,63 @@ def _metrics_text(hits: int, queries: int, running: int = 2) -> str:
     )
 
 
-Behaviour = Callable[[httpx.Request], httpx.Response]
+#: An answer: status and body; or one of the two sentinels below.
+Behaviour = tuple[int, bytes]
+CLOSE: Behaviour = (0, b"")  # close the connection without answering (an engine going down)
+HANG: Behaviour = (-1, b"")  # answer after 5 s, past any timeout here
+
+
+def _text(body: str, status: int = 200) -> Behaviour:
+    return (status, body.encode())
 
 
 class Engines:
-    """Per-host scripted answers; ``calls`` counts requests per (host, path)."""
+    """Scripted answers per instance (``metrics``/``models`` by instance name; unset: CLOSE) on a
+    real socket server; ``calls`` counts requests per (instance, path)."""
 
     def __init__(self) -> None:
         self.metrics: dict[str, Behaviour] = {}
         self.models: dict[str, Behaviour] = {}
         self.calls: dict[tuple[str, str], int] = {}
+        self.base_url = ""
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        host, path = request.url.host, request.url.path
-        self.calls[(host, path)] = self.calls.get((host, path), 0) + 1
-        table = self.metrics if path == "/metrics" else self.models
-        behaviour = table.get(host)
-        if behaviour is None:
-            raise httpx.ConnectError("connection refused", request=request)
-        response = behaviour(request)
-        if response.status_code == 599:  # sentinel: hang longer than any timeout here
-            await asyncio.sleep(5)
-        return response
+    def url(self, host: str) -> str:
+        return f"{self.base_url}/{host}"
 
-
-def _text(body: str, status: int = 200) -> Behaviour:
-    return lambda _: httpx.Response(status, text=body)
-
-
-def _refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("connection refused", request=request)
-
-
-def _hang(_: httpx.Request) -> httpx.Response:
-    return httpx.Response(599)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode()
+                host, _, path = target[1:].partition("/")
+                path = f"/{path}"
+                self.calls[(host, path)] = self.calls.get((host, path), 0) + 1
+                table = self.metrics if path == "/metrics" else self.models
+                status, body = table.get(host, CLOSE)
+                if status == CLOSE[0]:
+                    return
+                if status == HANG[0]:
+                    await asyncio.sleep(5)
+                    status, body = 200, b""
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
 
 @pytest.fixture
-def engines() -> Engines:
-    return Engines()
+async def engines() -> AsyncIterator[Engines]:
+    engines = Engines()
+    server = await asyncio.start_server(engines.handle, "127.0.0.1", 0)
+    engines.base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield engines
+    finally:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
 @pytest.fixture
@@ -77,8 +98,16 @@ def published() -> list[InstanceState]:
 
 
 @pytest.fixture
-async def scraper(engines: Engines, published: list[InstanceState]) -> Scraper:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(engines.handle))
+async def client() -> AsyncIterator[HttpClient]:
+    http = HttpClient(connect_timeout_s=0.05)
+    try:
+        yield http
+    finally:
+        await http.aclose()
+
+
+@pytest.fixture
+def scraper(client: HttpClient, published: list[InstanceState]) -> Scraper:
     return Scraper(client, published.append, CollectorMetrics(), interval_s=0.01, timeout_s=0.05, failure_threshold=3)
 
 
@@ -86,18 +115,18 @@ def _sample(scraper: Scraper, name: str, **labels: str) -> float | None:
     return scraper.metrics.registry.get_sample_value(name, labels)
 
 
-def _inst(ident: str = "a", **kw: str) -> InstanceConfig:
-    return InstanceConfig(instance_id=ident, url=f"http://{ident}", **kw)
+def _inst(engines: Engines, ident: str = "a", **kw: str) -> InstanceConfig:
+    return InstanceConfig(instance_id=ident, url=engines.url(ident), **kw)
 
 
 async def test_success_state_from_a_captured_page(engines: Engines, scraper: Scraper) -> None:
     engines.metrics["a"] = _text(LOADED)
     engines.models["a"] = _text(MODELS)
-    scraper.set_instances([_inst(hardware="H100-SXM")])
+    scraper.set_instances([_inst(engines, hardware="H100-SXM")])
     state = await scraper.scrape(scraper.targets["a"])
     assert state.model_dump(include={"instance_id", "url", "model", "hardware", "num_running", "num_waiting"}) == {
         "instance_id": "a",
-        "url": "http://a",
+        "url": engines.url("a"),
         "model": "llama-3-8b",
         "hardware": "H100-SXM",
         "num_running": 6,
@@ -113,12 +142,12 @@ async def test_success_state_from_a_captured_page(engines: Engines, scraper: Scr
 
 async def test_hit_rate_is_the_delta_between_successful_scrapes(engines: Engines, scraper: Scraper) -> None:
     engines.models["a"] = _text(MODELS)
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     target = scraper.targets["a"]
     rates = []
     for hits, queries in [(100, 200), (130, 240), (130, 240), (None, None), (10, 20)]:
         if hits is None:
-            engines.metrics["a"] = _refuse  # a failed scrape in between is skipped over
+            engines.metrics["a"] = CLOSE  # a failed scrape in between is skipped over
         else:
             engines.metrics["a"] = _text(_metrics_text(hits, queries))
         rates.append((await scraper.scrape(target)).prefix_hit_rate)
@@ -128,11 +157,11 @@ async def test_hit_rate_is_the_delta_between_successful_scrapes(engines: Engines
 @pytest.mark.parametrize(
     ("behaviour", "reason"),
     [
-        pytest.param(_refuse, "connection", id="refused"),
+        pytest.param(CLOSE, "connection", id="closed-unanswered"),
         pytest.param(_text("oops", 500), "http_status", id="http-500"),
         pytest.param(_text("<html>gateway</html>"), "parse", id="html"),
         pytest.param(_text('vllm:num_requests_running{model_name="m"} 1\n'), "parse", id="missing-metrics"),
-        pytest.param(_hang, "timeout", id="timeout"),
+        pytest.param(HANG, "timeout", id="timeout"),
     ],
 )
 async def test_failure_kinds_and_threshold(
@@ -140,7 +169,7 @@ async def test_failure_kinds_and_threshold(
 ) -> None:
     engines.metrics["a"] = _text(_metrics_text(10, 20, running=4))
     engines.models["a"] = _text(MODELS)
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     target = scraper.targets["a"]
     await scraper.scrape(target)
     engines.metrics["a"] = behaviour
@@ -150,15 +179,27 @@ async def test_failure_kinds_and_threshold(
     assert _sample(scraper, "lodestar_collector_scrape_failures_total", instance="a", reason=reason) == 4
 
 
+async def test_an_oversized_page_is_a_parse_failure_and_not_read_to_its_end(
+    engines: Engines, client: HttpClient
+) -> None:
+    engines.metrics["a"] = (200, _metrics_text(1, 2).encode() + b"# padding\n" * (MAX_PAGE_BYTES // 10))
+    engines.models["a"] = _text(MODELS)
+    scraper = Scraper(client, [].append, CollectorMetrics(), interval_s=1.0, timeout_s=5.0, failure_threshold=3)
+    scraper.set_instances([_inst(engines)])
+    state = await scraper.scrape(scraper.targets["a"])
+    assert (state.healthy, state.consecutive_failures) == (False, 1)
+    assert _sample(scraper, "lodestar_collector_scrape_failures_total", instance="a", reason="parse") == 1
+
+
 async def test_recovery_reads_models_again(engines: Engines, scraper: Scraper) -> None:
     engines.metrics["a"] = _text(_metrics_text(1, 2))
     engines.models["a"] = _text(MODELS)
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     target = scraper.targets["a"]
     await scraper.scrape(target)
     await scraper.scrape(target)
     assert engines.calls[("a", "/v1/models")] == 1  # once on join
-    engines.metrics["a"] = _refuse
+    engines.metrics["a"] = CLOSE
     for _ in range(3):
         await scraper.scrape(target)
     engines.metrics["a"] = _text(_metrics_text(1, 2))
@@ -172,7 +213,7 @@ async def test_recovery_reads_models_again(engines: Engines, scraper: Scraper) -
 async def test_unreadable_models_is_retried_and_not_a_failure(engines: Engines, scraper: Scraper) -> None:
     engines.metrics["a"] = _text(_metrics_text(1, 2))
     engines.models["a"] = _text("nope", 404)
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     target = scraper.targets["a"]
     first = await scraper.scrape(target)
     assert first.healthy and first.max_model_len is None and first.model == "llama-3-8b"  # from the label
@@ -183,20 +224,22 @@ async def test_unreadable_models_is_retried_and_not_a_failure(engines: Engines, 
 
 
 async def test_joining_instance_that_never_answers(engines: Engines, scraper: Scraper) -> None:
-    scraper.set_instances([_inst("b", model="from-config")])
+    refused = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    scraper.set_instances([InstanceConfig(instance_id="b", url=refused, model="from-config")])
     target = scraper.targets["b"]
     states = [await scraper.scrape(target) for _ in range(3)]
     assert [(s.healthy, s.consecutive_failures) for s in states] == [(False, 1), (False, 2), (False, 3)]
+    assert _sample(scraper, "lodestar_collector_scrape_failures_total", instance="b", reason="connection") == 3
     assert states[-1].model == "from-config"
     assert (states[-1].num_running, states[-1].kv_usage_frac, states[-1].max_model_len) == (0, 0.0, None)
-    scraper.set_instances([_inst("c")])
+    scraper.set_instances([_inst(engines, "c")])
     assert (await scraper.scrape(scraper.targets["c"])).model == UNKNOWN_MODEL
 
 
 async def test_config_model_wins(engines: Engines, scraper: Scraper) -> None:
     engines.metrics["a"] = _text(LOADED)
     engines.models["a"] = _text(MODELS)
-    scraper.set_instances([_inst(model="served-as")])
+    scraper.set_instances([_inst(engines, model="served-as")])
     assert (await scraper.scrape(scraper.targets["a"])).model == "served-as"
 
 
@@ -218,24 +261,24 @@ async def test_loops_publish_and_instances_join_and_leave(
     def count(ident: str) -> int:
         return sum(1 for s in published if s.instance_id == ident)
 
-    scraper.set_instances([_inst("a"), _inst("b")])
+    scraper.set_instances([_inst(engines, "a"), _inst(engines, "b")])
     scraper.start()
     try:
         await _until(lambda: count("a") >= 3 and count("b") >= 3)
-        scraper.set_instances([_inst("a"), _inst("c")])  # b leaves, c joins
+        scraper.set_instances([_inst(engines, "a"), _inst(engines, "c")])  # b leaves, c joins
         left_at = count("b")
         await _until(lambda: count("c") >= 3 and count("a") >= left_at + 6)
         assert count("b") == left_at
         assert _sample(scraper, "lodestar_collector_instances") == 2
         assert _sample(scraper, "lodestar_collector_scrapes_total", instance="b", outcome="ok") is None  # forgotten
-        scraper.set_instances([InstanceConfig(instance_id="a", url="http://c")])  # a moved: a rejoin
+        scraper.set_instances([InstanceConfig(instance_id="a", url=engines.url("c"))])  # a moved: a rejoin
         assert scraper.targets["a"].last is None
     finally:
         await scraper.stop()
     assert all(t.task is None for t in scraper.targets.values())
 
 
-async def test_a_crashing_publish_does_not_end_the_loop(engines: Engines) -> None:
+async def test_a_crashing_publish_does_not_end_the_loop(engines: Engines, client: HttpClient) -> None:
     engines.metrics["a"] = _text(_metrics_text(1, 2))
     engines.models["a"] = _text(MODELS)
     calls: list[InstanceState] = []
@@ -245,9 +288,8 @@ async def test_a_crashing_publish_does_not_end_the_loop(engines: Engines) -> Non
         if len(calls) == 1:
             raise RuntimeError("boom")
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(engines.handle))
     scraper = Scraper(client, flaky, CollectorMetrics(), interval_s=0.01, timeout_s=0.05, failure_threshold=3)
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     scraper.start()
     try:
         await _until(lambda: len(calls) >= 3)
@@ -257,5 +299,5 @@ async def test_a_crashing_publish_does_not_end_the_loop(engines: Engines) -> Non
 
 async def test_overlong_model_label_is_not_used(engines: Engines, scraper: Scraper) -> None:
     engines.metrics["a"] = _text(_metrics_text(1, 2).replace("llama-3-8b", "x" * 300))
-    scraper.set_instances([_inst()])
+    scraper.set_instances([_inst(engines)])
     assert (await scraper.scrape(scraper.targets["a"])).model == UNKNOWN_MODEL

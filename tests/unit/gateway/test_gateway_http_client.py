@@ -16,7 +16,7 @@ import trustme
 from gateway_helpers import MODEL, dead_url
 
 from lodestar.emulator.fleet import EmulatedFleet
-from lodestar_gateway.http_client import ConnectFailed, ConnectionBroken, HttpClient, ProtocolError
+from lodestar.http_client import ConnectFailed, ConnectionBroken, HttpClient, ProtocolError
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 from gateway_helpers import read_request, tcp_server
 
-from lodestar_gateway.http_client import HttpClient
+from lodestar.http_client import HttpClient
 from lodestar_gateway.relay import relay_stream
 from lodestar_gateway.sse import StreamScanner
 

@@ -13,11 +13,11 @@ import pytest
 from gateway_helpers import MODEL, dead_url, read_request, running_gateway, static_instances, tcp_server
 
 from lodestar.emulator.fleet import EmulatedFleet
+from lodestar.http_client import HttpClient
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.profile_spec import build_policy
 from lodestar_gateway.errors import GatewayError
 from lodestar_gateway.fleet import LocalFleet
-from lodestar_gateway.http_client import HttpClient
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_gateway.routing import RouterClient, Routing
 from lodestar_schemas.router_api import RouteRequest

@@ -1,6 +1,7 @@
-"""The gateway's HTTP client — the route call, the feedback sender and the upstream request all
-use it: HTTP/1.1 keep-alive connections on asyncio protocols, answers parsed by ``httptools``
-(llhttp, the parser uvicorn serves with), errors reduced to the three the exchange acts on.
+"""The HTTP client of the gateway (route call, feedback sender, upstream request) and of the
+collector (``/metrics`` and ``/v1/models`` scrapes): HTTP/1.1 keep-alive connections on asyncio
+protocols, answers parsed by ``httptools`` (llhttp, the parser uvicorn serves with), errors
+reduced to the three the gateway's exchange acts on.
 
 Why not aiohttp (used here before; see the gateway README's "HTTP client" section): on this
 path every microsecond is added to the time to first token, and its client costs ~0.45 ms per
