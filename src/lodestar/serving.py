@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.settings import KafkaSettings
+from lodestar.gc_tuning import freeze_startup_heap
 from lodestar_schemas.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
@@ -126,7 +127,9 @@ async def ensure_topics_retrying(kafka: KafkaSettings, specs: tuple[TopicSpec, .
 
 
 async def run_until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``run(stop)`` and set ``stop`` on SIGINT or SIGTERM."""
+    """Run ``run(stop)`` and set ``stop`` on SIGINT or SIGTERM; what exists before is exempt
+    from later garbage collections (:func:`~lodestar.gc_tuning.freeze_startup_heap`)."""
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

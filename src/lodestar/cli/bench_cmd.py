@@ -105,6 +105,7 @@ def run(
     from lodestar.bench.report import print_report
     from lodestar.bench.results import build_run, write_json
     from lodestar.bench.schedule import TimeScale, plan_sends
+    from lodestar.gc_tuning import freeze_startup_heap
     from lodestar.workload.transform import mean_rate_rps
 
     if endpoint not in ("completions", "chat"):
@@ -157,6 +158,7 @@ def run(
             pool = None if prerender else stack.enter_context(_render_pool())
             observer = stack.enter_context(ProgressObserver(len(sends), enabled=progress))
             lookahead = len(sends) if prerender else 64
+            freeze_startup_heap()  # no full garbage collection walks the workload while sends are timed
             results, stats = asyncio.run(run_sends(sends, config, observer, None, pool, lookahead))
     except KeyboardInterrupt:
         typer.echo("interrupted: no results written", err=True)

@@ -114,6 +114,7 @@ def _instance_specs(
 async def _serve(specs: list[InstanceSpec], port: int, settings: EmulatorSettings, admin_port: int | None) -> int:
     from lodestar.emulator.fleet import EmulatedFleet
     from lodestar.emulator.server import PortInUseError
+    from lodestar.gc_tuning import freeze_startup_heap
 
     log = structlog.get_logger("lodestar.emulator")
     try:
@@ -131,6 +132,7 @@ async def _serve(specs: list[InstanceSpec], port: int, settings: EmulatorSetting
         typer.echo(f"  {inst.instance_id:<16} {inst.spec.hardware_name:<10} {inst.model_name:<14} {inst.url}")
     if fleet.control is not None:
         typer.echo(f"  {'control':<16} {fleet.control.url}/admin/instances")
+    freeze_startup_heap()  # the engines' steps must not wait for full collections of it
     log.info(
         "emulator ready",
         instances={i.instance_id: i.url for i in fleet.instances.values()},
