@@ -215,7 +215,7 @@ class Scraper:
         if status != 200:
             raise ScrapeFailure("http_status", f"HTTP {status}")
         if len(body) >= MAX_PAGE_BYTES:
-            raise ScrapeFailure("parse", f"metrics page larger than {MAX_PAGE_BYTES >> 20} MiB")
+            raise ScrapeFailure("parse", f"metrics page of {MAX_PAGE_BYTES >> 20} MiB or more (not read to its end)")
         try:
             return parse_metrics(body.decode("utf-8", errors="replace"))
         except MetricsParseError as exc:
