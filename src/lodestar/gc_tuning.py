@@ -2,9 +2,9 @@
 
 CPython's full (generation 2) collection walks every tracked object, and after importing
 torch, NumPy, pydantic, FastAPI and the rest a process holds several 100,000 of them. On the
-2-core machine each full collection stopped the process for 40–280 ms (found with
-``benchmarks/gc_pauses``: during a ``lodestar bench compare`` run the emulator paused
-220–240 ms, the gateway up to 130 ms, the load generator 200–280 ms). One such pause in the
+2-core machine each full collection stopped the process for 40–340 ms (found with
+``benchmarks/gc_pauses``: during ``lodestar bench compare`` runs the emulator paused
+152–342 ms, the gateway 85–132 ms, the load generator 110–296 ms). One such pause in the
 gateway holds every stream in flight; in the emulator, every engine step; in the load
 generator, every send.
 
