@@ -17,8 +17,8 @@ kept here for the comparison only). Prints one table and the JSON (``--json`` wr
 
 Usage::
 
-    python services/collector/scripts/bench_scrape.py --emulate 8 --seconds 10 --clients lodestar,httpx
-    python services/collector/scripts/bench_scrape.py --page 100 200 400 --seconds 8
+    .venv/bin/python benchmarks/collector_scrape.py --emulate 8 --seconds 10 --clients lodestar,httpx
+    .venv/bin/python benchmarks/collector_scrape.py --page 100 200 400 --seconds 8
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,16 +39,19 @@ from typing import Any, Protocol
 
 import httpx
 
-from lodestar.emulator.server import free_port_block
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import REPO, emulator
+
 from lodestar.http_client import HttpClient
 from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.stack import http_ok
 from lodestar.logs import configure_logging
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.scraper import Scraper
 from lodestar_schemas import InstanceState
 
-TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
+TESTDATA = REPO / "services" / "collector" / "testdata"
 MODELS = b'{"data":[{"id":"llama-3-8b","max_model_len":131072}]}'
 
 
@@ -127,37 +129,14 @@ async def _run(configs: list[InstanceConfig], client_name: str, interval_s: floa
     }
 
 
-def _wait_healthy(urls: list[str], path: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if all(httpx.get(f"{u}{path}", timeout=1).status_code == 200 for u in urls):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the servers did not answer {path} within {timeout_s:g}s")
-
-
 @contextmanager
 def _emulated(k: int) -> Iterator[list[str]]:
-    base = free_port_block(k)
+    """K emulated H100 instances, one ``lodestar emulate`` process (the benchmarks' harness)."""
     with tempfile.TemporaryDirectory() as tmp:
         cluster = Path(tmp) / "bench.yaml"
         cluster.write_text(f"name: bench\nmodel: llama-3-8b\ngroups:\n  - hardware: H100-SXM\n    count: {k}\n")
-        exe = Path(sys.executable).with_name("lodestar")
-        proc = subprocess.Popen(
-            [str(exe), "emulate", "--cluster", str(cluster), "--port", str(base)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        urls = [f"http://127.0.0.1:{base + i}" for i in range(k)]
-        try:
-            _wait_healthy(urls, "/health")
+        with emulator(["--cluster", str(cluster)], k, "scrape-emulator") as urls:
             yield urls
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def _serve_page(port: int, page: bytes) -> None:
@@ -192,7 +171,11 @@ def _page_server(n: int) -> Iterator[list[str]]:
     proc.start()
     try:
         urls = [f"http://127.0.0.1:{port}/i{i}" for i in range(n)]
-        _wait_healthy(urls[:1], "/metrics")
+        deadline = time.monotonic() + 60.0
+        while not http_ok(f"{urls[0]}/metrics"):
+            if time.monotonic() > deadline or not proc.is_alive():
+                raise SystemExit("the page server did not answer /metrics within 60 s")
+            time.sleep(0.2)
         yield urls
     finally:
         proc.terminate()
