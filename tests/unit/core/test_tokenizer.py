@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import xxhash
 
@@ -109,3 +111,25 @@ def test_block_hashes_chain_their_segments_by_definition(segment_tokens: int, n_
             parent = tokenizer.chain(parent, segments[j // per_segment])
         expected.append(parent if per_segment == 1 else tokenizer.chain(parent, j % per_segment))
     assert tokenizer.expand_block_hashes(segments, segment_tokens, n_tokens) == expected
+
+
+def _by_pieces(text: str) -> list[int]:
+    """The definition of the ids: each piece's UTF-8 bytes hashed, into the vocabulary."""
+    return [xxhash.xxh32_intdigest(p.encode()) % tokenizer.VOCAB_SIZE for p in tokenizer.pieces(text)]
+
+
+def test_ascii_text_gets_the_ids_of_its_pieces_whatever_characters_it_holds() -> None:
+    # every ASCII character (controls and \x1c-\x1f, which str's \s counts as space and bytes'
+    # does not, included), in runs and mixed, through the bytes path encode() takes for ASCII
+    rng = random.Random(3)
+    alphabet = [chr(c) for c in range(128)]
+    texts = ["".join(alphabet), *("".join(rng.choices(alphabet, k=rng.randint(1, 300))) for _ in range(300))]
+    texts += ["word\x1c\x1d  next", "  \t\x1f12345abc!?", "x\x0b\x0cy"]
+    for text in texts:
+        assert text.isascii()
+        assert tokenizer.encode(text) == _by_pieces(text), repr(text)
+
+
+def test_non_ascii_text_gets_the_ids_of_its_pieces() -> None:
+    for text in ["naïve café – 10 €", "日本語のテキスト", "mixed ascii and ü\u2028line"]:
+        assert tokenizer.encode(text) == _by_pieces(text)
