@@ -24,7 +24,8 @@ What is ours is only the connection handling below; HTTP parsing is llhttp's.
 
 Errors:
 
-- :class:`ConnectFailed`: no connection (refused, unreachable, the connect timeout).
+- :class:`ConnectFailed`: no connection (refused, unreachable; :class:`ConnectTimedOut`: the
+  connect timeout).
 - :class:`ConnectionBroken`: the connection closed or failed; ``before_response`` tells
   whether the response head had arrived. A request whose connection closes before any answer
   is sent once more on a new connection (the server may have closed an idle connection as the
@@ -59,6 +60,10 @@ class HttpError(Exception):
 
 class ConnectFailed(HttpError):
     """No connection could be made."""
+
+
+class ConnectTimedOut(ConnectFailed):
+    """No connection within the connect timeout."""
 
 
 class ConnectionBroken(HttpError):
@@ -465,7 +470,7 @@ class HttpClient:
                 )
         except TimeoutError:
             pool.forget(protocol)
-            raise ConnectFailed(f"connect timeout ({self.connect_timeout_s:g} s) to {host}:{port}") from None
+            raise ConnectTimedOut(f"connect timeout ({self.connect_timeout_s:g} s) to {host}:{port}") from None
         except (OSError, ssl.SSLError) as exc:
             pool.forget(protocol)
             raise ConnectFailed(f"{type(exc).__name__}: {exc}") from None

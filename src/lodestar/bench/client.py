@@ -1,5 +1,8 @@
-"""The open-loop sender: every request leaves at its due time on one ``httpx.AsyncClient``,
-whether or not earlier ones have answered, and its stream is timed as it arrives.
+"""The open-loop sender: every request leaves at its due time on one
+:class:`~lodestar.http_client.HttpClient` (the gateway's own client: HTTP/1.1 keep-alive on
+asyncio protocols, llhttp parsing), whether or not earlier ones have answered, and its stream is
+timed as it arrives. It shares the machine with the routers it measures, so it is kept cheap
+(httpx's ``AsyncClient``, used here before, took over twice the CPU per request).
 
 Timing is client-side on the event loop's monotonic clock, in wall seconds from the run's
 start: a request's clock starts just before its HTTP request is issued (so the send lag, how
@@ -20,12 +23,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-
 from lodestar.bench.payload import BodyOptions
 from lodestar.bench.render import AheadRenderer, Rendered
 from lodestar.bench.schedule import Send
 from lodestar.bench.sse import SseParser, StreamOutcome, StreamTimer
+from lodestar.http_client import ConnectFailed, ConnectionBroken, ConnectTimedOut, HttpClient, HttpError, ProtocolError
 
 _TICK_S = 0.01
 # Below uvicorn's (and so vLLM's) 5 s keep-alive timeout: a connection the server is about to
@@ -35,7 +37,9 @@ KEEPALIVE_EXPIRY_S = 2.0
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """``timeout_s``: wall seconds a request may wait for its next bytes (and its connection)."""
+    """``timeout_s``: wall seconds a request may wait for its answer's head, then for each next
+    bytes of its body; ``connect_timeout_s``: for a new connection. A request beyond
+    ``max_connections`` in flight waits for a free connection."""
 
     body: BodyOptions = field(default_factory=BodyOptions)
     api_key: str | None = None
@@ -89,7 +93,7 @@ class _NoObserver:
 
 
 class _Sender:
-    def __init__(self, client: httpx.AsyncClient, config: ClientConfig, start: float, observer: RunObserver) -> None:
+    def __init__(self, client: HttpClient, config: ClientConfig, start: float, observer: RunObserver) -> None:
         self.client = client
         self.config = config
         self.start = start
@@ -109,20 +113,27 @@ class _Sender:
         status: int | None = None
         outcome: StreamOutcome | None = None
         served_by = decision = None
+        wait_s = self.config.timeout_s
         try:
-            async with self.client.stream(
-                "POST", rendered.url, content=rendered.content, headers=rendered.headers
-            ) as response:
+            async with asyncio.timeout(wait_s):
+                response = await self.client.request("POST", rendered.url, rendered.content, rendered.headers)
+            try:
                 timer.on_headers(self.now())
-                status = response.status_code
+                status = response.status
                 served_by = response.headers.get("x-lodestar-instance")
                 decision = response.headers.get("x-lodestar-decision")
+                chunks = aiter(response.aiter())
                 if status >= 400:
-                    text = (await response.aread()).decode("utf-8", "replace")
+                    async with asyncio.timeout(wait_s):
+                        text = (await response.read(1 << 16)).decode("utf-8", "replace")
                     outcome = timer.finish(self.now(), f"http_{status}", text[:300])
                 else:
                     parser = SseParser()
-                    async for chunk in response.aiter_bytes():
+                    while True:
+                        async with asyncio.timeout(wait_s):  # for its next bytes
+                            chunk = await anext(chunks, None)
+                        if chunk is None:
+                            break
                         at = self.now()
                         for event in parser.feed(chunk):
                             timer.on_event(event, at)
@@ -130,34 +141,33 @@ class _Sender:
                     for event in parser.close():
                         timer.on_event(event, end)
                     outcome = timer.finish(end)
-        except httpx.HTTPError as exc:
-            if outcome is None:  # (an error while closing a finished stream changes nothing)
-                outcome = timer.finish(self.now(), error_class(exc), f"{type(exc).__name__}: {exc}"[:300])
+            finally:
+                response.close()
+        except (HttpError, TimeoutError) as exc:
+            outcome = timer.finish(self.now(), error_class(exc), f"{type(exc).__name__}: {exc}"[:300])
+        except ValueError as exc:  # a URL the client cannot send to
+            outcome = timer.finish(self.now(), "bad_url", f"{type(exc).__name__}: {exc}"[:300])
         except Exception as exc:  # one request's surprise must not lose the whole run
-            if outcome is None:
-                outcome = timer.finish(self.now(), "client_error", f"{type(exc).__name__}: {exc}"[:300])
+            outcome = timer.finish(self.now(), "client_error", f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.in_flight -= 1
-        assert outcome is not None
         result = SendResult(send, sent, outcome, status, served_by, decision)
         self.observer.on_done(result)
         return result
 
 
-def error_class(exc: httpx.HTTPError) -> str:
+def error_class(exc: HttpError | TimeoutError) -> str:
     """A short, stable name for a transport failure."""
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, ConnectTimedOut):
         return "connect_timeout"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, ConnectFailed):
         return "connect"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "incomplete"
-    if isinstance(exc, httpx.ReadError):
-        return "read_error"
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return "bad_url"
+    if isinstance(exc, ConnectionBroken):
+        return "read_error" if exc.before_response else "incomplete"
+    if isinstance(exc, ProtocolError):
+        return "protocol_error"
     return "http_error"
 
 
@@ -173,7 +183,6 @@ async def run_sends(
     sends: Sequence[Send],
     config: ClientConfig,
     observer: RunObserver | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
     render_executor: Executor | None = None,
     render_lookahead: int = 64,
 ) -> tuple[list[SendResult], RunStats]:
@@ -181,19 +190,14 @@ async def run_sends(
     them. Results come back in ``sends`` order; never raises for a failed request.
     ``render_executor`` renders bodies ``render_lookahead`` sends ahead (see
     :mod:`lodestar.bench.render`; inline if None, so ``render_lookahead >= len(sends)`` renders
-    everything before the clock starts); ``transport`` replaces the network (tests)."""
+    everything before the clock starts)."""
     obs = observer or _NoObserver()
-    limits = httpx.Limits(
-        max_connections=config.max_connections,
-        max_keepalive_connections=config.max_connections,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-    )
-    timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s, pool=None)
     loop = asyncio.get_running_loop()
     cpu0 = time.process_time()
     loop_lag: list[float] = []
     renderer = AheadRenderer(sends, config.body, config.api_key, config.run_id, render_executor, render_lookahead)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, transport=transport) as client:
+    client = HttpClient(config.connect_timeout_s, config.max_connections, KEEPALIVE_EXPIRY_S)
+    try:
         await renderer.fill()
         start = loop.time()
         sender = _Sender(client, config, start, obs)
@@ -213,6 +217,8 @@ async def run_sends(
             for task in tasks:
                 task.cancel()
         wall = loop.time() - start
+    finally:
+        await client.aclose()
     stats = RunStats(
         wall_s=wall,
         client_cpu_s=time.process_time() - cpu0,

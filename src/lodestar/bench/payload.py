@@ -46,7 +46,7 @@ def request_body(request: RequestSpec, prompt_text: str, options: BodyOptions) -
 def request_headers(request: RequestSpec, api_key: str | None, run_id: str) -> dict[str, str]:
     """``x-request-id`` is ``<run_id>-<request id>``: unique across runs of the same workload
     (a gateway or history store may deduplicate on it)."""
-    headers = {"x-request-id": f"{run_id}-{request.request_id}"}
+    headers = {"content-type": "application/json", "x-request-id": f"{run_id}-{request.request_id}"}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     return headers

@@ -159,7 +159,7 @@ def run(
             observer = stack.enter_context(ProgressObserver(len(sends), enabled=progress))
             lookahead = len(sends) if prerender else 64
             freeze_startup_heap()  # no full garbage collection walks the workload while sends are timed
-            results, stats = asyncio.run(run_sends(sends, config, observer, None, pool, lookahead))
+            results, stats = asyncio.run(run_sends(sends, config, observer, pool, lookahead))
     except KeyboardInterrupt:
         typer.echo("interrupted: no results written", err=True)
         raise typer.Exit(130) from None
