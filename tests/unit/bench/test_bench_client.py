@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from tcp_server import tcp_server
 
 from lodestar.bench.client import ClientConfig, error_class, run_sends
 from lodestar.bench.payload import BodyOptions, request_body, request_headers
@@ -153,14 +154,8 @@ class Engine:
 @pytest.fixture
 async def engine() -> AsyncIterator[Engine]:
     engine = Engine()
-    server = await asyncio.start_server(engine.handle, "127.0.0.1", 0)
-    engine.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
+    async with tcp_server(engine.handle) as engine.url:
         yield engine
-    finally:
-        server.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
 def spec(rid: str, t: float, out: int = 4) -> RequestSpec:

@@ -5,11 +5,11 @@ health, model info, join/leave."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from tcp_server import tcp_server
 
 from lodestar.http_client import HttpClient
 from lodestar.localinfra.broker import free_port
@@ -82,14 +82,8 @@ class Engines:
 @pytest.fixture
 async def engines() -> AsyncIterator[Engines]:
     engines = Engines()
-    server = await asyncio.start_server(engines.handle, "127.0.0.1", 0)
-    engines.base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
+    async with tcp_server(engines.handle) as engines.base_url:
         yield engines
-    finally:
-        server.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +23,6 @@ from lodestar_schemas.events import Event, RequestOutcome
 
 MODEL = "llama-3-8b"
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     """One HTTP/1.1 request off ``reader`` (head, then a ``Content-Length`` body); its body."""
@@ -32,16 +30,6 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     lines = head.split(b"\r\n")
     length = next((int(x.split(b":")[1]) for x in lines if x.lower().startswith(b"content-length")), 0)
     return await reader.readexactly(length)
-
-
-@asynccontextmanager
-async def tcp_server(handle: Handler) -> AsyncIterator[str]:
-    """A raw socket server on 127.0.0.1 running ``handle`` per connection; yields its base URL."""
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
 
 
 def static_instances(fleet: EmulatedFleet, **extra: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from gateway_helpers import read_request, tcp_server
+from gateway_helpers import read_request
+from tcp_server import tcp_server
 
 from lodestar.http_client import HttpClient
 from lodestar_gateway.relay import relay_stream

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from gateway_helpers import MODEL, dead_url, read_request, running_gateway, static_instances, tcp_server
+from gateway_helpers import MODEL, dead_url, read_request, running_gateway, static_instances
+from tcp_server import tcp_server
 
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.http_client import HttpClient
