@@ -27,7 +27,15 @@ from lodestar.bench.payload import BodyOptions
 from lodestar.bench.render import AheadRenderer, Rendered
 from lodestar.bench.schedule import Send
 from lodestar.bench.sse import SseParser, StreamOutcome, StreamTimer
-from lodestar.http_client import ConnectFailed, ConnectionBroken, ConnectTimedOut, HttpClient, HttpError, ProtocolError
+from lodestar.http_client import (
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectTimedOut,
+    HttpClient,
+    HttpError,
+    ProtocolError,
+    Response,
+)
 
 _TICK_S = 0.01
 # Below uvicorn's (and so vLLM's) 5 s keep-alive timeout: a connection the server is about to
@@ -116,19 +124,19 @@ class _Sender:
         wait_s = self.config.timeout_s
         try:
             async with asyncio.timeout(wait_s):
-                response = await self.client.request("POST", rendered.url, rendered.content, rendered.headers)
+                response = await self._request(rendered)
             try:
                 timer.on_headers(self.now())
                 status = response.status
                 served_by = response.headers.get("x-lodestar-instance")
                 decision = response.headers.get("x-lodestar-decision")
-                chunks = aiter(response.aiter())
                 if status >= 400:
                     async with asyncio.timeout(wait_s):
                         text = (await response.read(1 << 16)).decode("utf-8", "replace")
                     outcome = timer.finish(self.now(), f"http_{status}", text[:300])
                 else:
                     parser = SseParser()
+                    chunks = response.aiter()
                     while True:
                         async with asyncio.timeout(wait_s):  # for its next bytes
                             chunk = await anext(chunks, None)
@@ -145,8 +153,6 @@ class _Sender:
                 response.close()
         except (HttpError, TimeoutError) as exc:
             outcome = timer.finish(self.now(), error_class(exc), f"{type(exc).__name__}: {exc}"[:300])
-        except ValueError as exc:  # a URL the client cannot send to
-            outcome = timer.finish(self.now(), "bad_url", f"{type(exc).__name__}: {exc}"[:300])
         except Exception as exc:  # one request's surprise must not lose the whole run
             outcome = timer.finish(self.now(), "client_error", f"{type(exc).__name__}: {exc}"[:300])
         finally:
@@ -154,6 +160,16 @@ class _Sender:
         result = SendResult(send, sent, outcome, status, served_by, decision)
         self.observer.on_done(result)
         return result
+
+    async def _request(self, rendered: Rendered) -> Response:
+        try:
+            return await self.client.request("POST", rendered.url, rendered.content, rendered.headers)
+        except ValueError as exc:  # only a URL (or header) the client cannot send raises it here
+            raise UnsendableRequest(str(exc)) from None
+
+
+class UnsendableRequest(HttpError):
+    """The request cannot be sent as given (not an http(s) URL, a header that breaks framing)."""
 
 
 def error_class(exc: HttpError | TimeoutError) -> str:
@@ -168,6 +184,8 @@ def error_class(exc: HttpError | TimeoutError) -> str:
         return "read_error" if exc.before_response else "incomplete"
     if isinstance(exc, ProtocolError):
         return "protocol_error"
+    if isinstance(exc, UnsendableRequest):
+        return "bad_url"
     return "http_error"
 
 
