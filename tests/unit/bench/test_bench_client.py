@@ -115,40 +115,35 @@ class Engine:
         self.url = ""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-                lines = head.split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.received.append(Received(lines[0].split(" ")[1], headers, body))
-                behaviour = headers["x-request-id"].split("-", 1)[1]
-                if behaviour == "unanswered":
-                    return
-                if behaviour == "fail500":
-                    error = b'{"error":{"message":"fault","type":"InternalServerError","code":500}}'
-                    writer.write(b"HTTP/1.1 500 X\r\nContent-Length: %d\r\n\r\n%s" % (len(error), error))
-                    await writer.drain()
-                    continue
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-                    b"x-lodestar-instance: i3\r\nx-lodestar-decision: router\r\n\r\n"
-                )
-                if behaviour in ("cut", "stall"):
-                    writer.write(_chunk(b'data: {"choices":[{"index":0,"text":"a"}]}\n\n'))
-                    await writer.drain()
-                    if behaviour == "stall":
-                        await asyncio.sleep(5)
-                    return
-                for piece in sse_pieces(json.loads(body)["max_tokens"]):
-                    writer.write(_chunk(piece))
-                    await writer.drain()
-                writer.write(b"0\r\n\r\n")
+        while True:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            lines = head.split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.received.append(Received(lines[0].split(" ")[1], headers, body))
+            behaviour = headers["x-request-id"].split("-", 1)[1]
+            if behaviour == "unanswered":
+                return
+            if behaviour == "fail500":
+                error = b'{"error":{"message":"fault","type":"InternalServerError","code":500}}'
+                writer.write(b"HTTP/1.1 500 X\r\nContent-Length: %d\r\n\r\n%s" % (len(error), error))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+                continue
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                b"x-lodestar-instance: i3\r\nx-lodestar-decision: router\r\n\r\n"
+            )
+            if behaviour in ("cut", "stall"):
+                writer.write(_chunk(b'data: {"choices":[{"index":0,"text":"a"}]}\n\n'))
+                await writer.drain()
+                if behaviour == "stall":
+                    await asyncio.sleep(5)
+                return
+            for piece in sse_pieces(json.loads(body)["max_tokens"]):
+                writer.write(_chunk(piece))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
 
 
 @pytest.fixture

@@ -57,26 +57,21 @@ class Engines:
         return f"{self.base_url}/{host}"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                target = head.split(b" ", 2)[1].decode()
-                host, _, path = target[1:].partition("/")
-                path = f"/{path}"
-                self.calls[(host, path)] = self.calls.get((host, path), 0) + 1
-                table = self.metrics if path == "/metrics" else self.models
-                status, body = table.get(host, CLOSE)
-                if status == CLOSE[0]:
-                    return
-                if status == HANG[0]:
-                    await asyncio.sleep(5)
-                    status, body = 200, b""
-                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            target = head.split(b" ", 2)[1].decode()
+            host, _, path = target[1:].partition("/")
+            path = f"/{path}"
+            self.calls[(host, path)] = self.calls.get((host, path), 0) + 1
+            table = self.metrics if path == "/metrics" else self.models
+            status, body = table.get(host, CLOSE)
+            if status == CLOSE[0]:
+                return
+            if status == HANG[0]:
+                await asyncio.sleep(5)
+                status, body = 200, b""
+            writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body))
+            await writer.drain()
 
 
 @pytest.fixture

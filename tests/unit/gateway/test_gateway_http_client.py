@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import trustme
 from gateway_helpers import MODEL, dead_url
+from tcp_server import tcp_server
 
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.http_client import ConnectFailed, ConnectionBroken, HttpClient, ProtocolError
@@ -30,30 +31,22 @@ async def raw_server(answers: list[list[bytes]], close_after: bool = False) -> A
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections[0] += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.lower().split(b"\r\n")
-                length = next((int(x.split(b":")[1]) for x in lines if x.startswith(b"content-length")), 0)
-                await reader.readexactly(length)
-                pieces = answers[min(state["next"], len(answers) - 1)]
-                state["next"] += 1
-                for piece in pieces:
-                    writer.write(piece)
-                    await writer.drain()
-                    await asyncio.sleep(0.001)
-                if close_after:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.lower().split(b"\r\n")
+            length = next((int(x.split(b":")[1]) for x in lines if x.startswith(b"content-length")), 0)
+            await reader.readexactly(length)
+            pieces = answers[min(state["next"], len(answers) - 1)]
+            state["next"] += 1
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.001)
+            if close_after:
+                break
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
-    finally:
-        server.close()
+    async with tcp_server(handle) as url:
+        yield url, connections
 
 
 @asynccontextmanager
@@ -74,11 +67,8 @@ async def counting_proxy(target_url: str) -> AsyncIterator[tuple[str, list[int]]
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
-    finally:
-        server.close()
+    async with tcp_server(handle) as url:
+        yield url, connections
 
 
 @asynccontextmanager
