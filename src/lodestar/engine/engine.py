@@ -12,7 +12,8 @@ pending token; its first token ends its prefill.
 Decode-only stretches (no admission possible, nothing preempted, nobody finishing) are
 planned as one *run* of k steps whose durations come from a closed form; this is exactly
 equal to k single steps and makes hour-long simulations fast. Any arrival, abort or fault
-truncates a run to the step in progress.
+truncates a run to the step in progress, and a run planned while a request is still in the
+API server's hand-off (``api_overhead_s``) ends with the step in progress when it arrives.
 
 Hosts drive an engine with: ``advance(until_s)`` (apply every step that ends by then),
 ``add(request, now_s)`` / ``abort(request_id, now_s)`` after advancing to ``now_s``, and
@@ -217,6 +218,8 @@ class Engine:
                 ctx = sum(r.computed for r in reqs)
                 durations = self.cost.decode_run_times(len(reqs), ctx, steps, self.speed_factor)
                 ends = (start_s + np.cumsum(durations)).tolist()
+                if arriving:  # a request reaches the scheduler during the run: it joins the step after
+                    del ends[bisect.bisect_right(ends, arriving[0][0]) + 1 :]
                 return _Plan(start_s=start_s, ends_s=ends, run=reqs)
         work = batch_work([(n, r.computed) for r, n in entries])
         dt = self.cost.step_time(*work, speed_factor=self.speed_factor)
