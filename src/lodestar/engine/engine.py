@@ -62,6 +62,12 @@ class EngineSnapshot:
     num_gpu_blocks: int
 
 
+def _cut_after_step_at(ends_s: list[float], at_s: float, lo: int = 0) -> None:
+    """Drop the planned steps after the one in progress at ``at_s`` (those ending by then stay;
+    ``lo``: steps already applied)."""
+    del ends_s[bisect.bisect_right(ends_s, at_s, lo=lo) + 1 :]
+
+
 class Engine:
     """A single vLLM-like instance. ``speed_factor`` > 1 slows every step (fault injection)."""
 
@@ -197,8 +203,7 @@ class Engine:
             # allocated stay with their requests, and the next pass accounts for them.
             self._plan = None
             return
-        keep = bisect.bisect_right(plan.ends_s, at_s, lo=plan.done) + 1
-        del plan.ends_s[keep:]
+        _cut_after_step_at(plan.ends_s, at_s, plan.done)
 
     def _make_plan(self, start_s: float) -> _Plan | None:
         arriving = self._arriving
@@ -219,7 +224,7 @@ class Engine:
                 durations = self.cost.decode_run_times(len(reqs), ctx, steps, self.speed_factor)
                 ends = (start_s + np.cumsum(durations)).tolist()
                 if arriving:  # a request reaches the scheduler during the run: it joins the step after
-                    del ends[bisect.bisect_right(ends, arriving[0][0]) + 1 :]
+                    _cut_after_step_at(ends, arriving[0][0])
                 return _Plan(start_s=start_s, ends_s=ends, run=reqs)
         work = batch_work([(n, r.computed) for r, n in entries])
         dt = self.cost.step_time(*work, speed_factor=self.speed_factor)
