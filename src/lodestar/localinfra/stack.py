@@ -72,6 +72,16 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def sees_instances(health_url: str, n_instances: int, timeout_s: float = 1.0) -> bool:
+    """``/health`` answers and reports at least ``n_instances`` healthy instances (the gateway
+    and the router learn them from the collector's events, after they are up)."""
+    try:
+        response = httpx.get(health_url, timeout=timeout_s)
+        return response.is_success and int(response.json().get("healthy_instances", 0)) >= n_instances
+    except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+        return False
+
+
 class Stack:
     """Build with a config, then :meth:`start` / :meth:`stop` (idempotent)."""
 
@@ -122,6 +132,7 @@ class Stack:
     def _components(self) -> list[Component]:
         c, p = self.config, self.config.ports
         py = sys.executable
+        n_instances = len(self.instance_urls())
         out: list[Component] = []
         broker_argv = [
             str(self.local.tansu_path.resolve()),
@@ -217,7 +228,11 @@ class Stack:
             Component(
                 "gateway",
                 self._proc("gateway", [py, "-m", "lodestar_gateway"], gateway_env),
-                lambda: http_ok(f"{gateway_url}/health") and (not c.embedded_router or http_ok(f"{router_url}/health")),
+                # ready to serve: it knows every instance (a request before that is a 503)
+                lambda: (
+                    sees_instances(f"{gateway_url}/health", n_instances)
+                    and (not c.embedded_router or http_ok(f"{router_url}/health"))
+                ),
                 gateway_url,
             )
         )
