@@ -103,7 +103,9 @@ class RouteDecision(Event):
     )
     candidates: tuple[CandidateRecord, ...] = Field(min_length=1)
     explore: bool = False
-    fallback: bool = Field(default=False, description="decided by the fallback heuristic")
+    fallback: bool = Field(
+        default=False, description="decided without the model (cold-start heuristic, or in drift by queued work)"
+    )
     propensity: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         default=1.0, description="probability that the policy picks instance_id given the candidates"
     )

@@ -142,7 +142,10 @@ class RouterMetrics:
             registry=r,
         )
         self.fallback = Counter(
-            "lodestar_router_fallback_decisions", "Decisions taken by the fallback heuristic", ["policy"], registry=r
+            "lodestar_router_fallback_decisions",
+            "Decisions taken without the model (cold-start heuristic or drift control)",
+            ["policy"],
+            registry=r,
         )
         self.explore = Counter("lodestar_router_explore_decisions", "Exploratory decisions", ["policy"], registry=r)
         self.decide_latency = Histogram(

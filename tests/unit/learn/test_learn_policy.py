@@ -111,19 +111,42 @@ def test_queued_work_floors_the_prediction_so_a_flat_model_cannot_herd(floor: fl
         assert np.exp(d.features["a"]["pred.log_ttft_s"]) >= floor * np.exp(d.features["a"]["work_ttft_log"])
 
 
-def test_drift_in_live_error_returns_control_to_the_heuristic() -> None:
+def drifted_policy() -> LodestarPolicy:
+    """A policy whose model predicted every TTFT 100x too short, for 20 requests."""
     policy = make_policy(ready_min_samples=100, drift_window=5, epsilon_start=0.0, epsilon_min=0.0)
     policy.load_model(trained_state(1))
     for k in range(20):
         d = policy.decide(req(f"r{k}"), [inst("a"), inst("b")], float(k))
         policy.on_first_token(f"r{k}", d.instance_id, float(k))
-        # actual TTFT 100x the prediction: the model no longer describes the fleet
         predicted = np.exp(d.features[d.instance_id]["pred.log_ttft_s"]) if not d.fallback else 1.0
         policy.on_outcome(Outcome(f"r{k}", d.instance_id, 100, 10, predicted * 100, 0.01, predicted * 101), float(k))
+    return policy
+
+
+def test_drift_in_live_error_takes_control_from_the_model_until_a_newer_one_arrives() -> None:
+    policy = drifted_policy()
     assert policy.in_drift_fallback and not policy.confident
-    assert policy.decide(req("after"), [inst("a"), inst("b")], 30.0).fallback
+    d = policy.decide(req("after"), [inst("a"), inst("b")], 30.0)
+    assert d.fallback and d.model_version is None and "pred.log_ttft_s" not in d.features["a"]
     assert policy.load_model(trained_state(2))  # a newer model takes over again
     assert not policy.decide(req("newer"), [inst("a"), inst("b")], 31.0).fallback
+
+
+def test_in_drift_requests_go_to_the_least_queued_work_at_measured_speed_not_to_the_heuristic() -> None:
+    """Drift is what an overload burst beyond the training data looks like; the cold-start
+    heuristic (least-request) is blind to speed and would fill the slow instance's queue."""
+    policy = drifted_policy()
+    for _ in range(30):
+        policy.features.stats.observe("slow", 1_000, 1.0, 0.05)  # 1k prefill tokens/s
+        policy.features.stats.observe("fast", 1_000, 0.05, 0.01)  # 20k prefill tokens/s
+    views = [inst("slow"), inst("fast", inflight_requests=3, num_running=3)]
+    assert policy.fallback.decide(req("probe"), views, 40.0).instance_id == "slow"  # the heuristic's choice
+    d = policy.decide(req("r", prompt=2_000), views, 40.0)
+    assert d.fallback and d.instance_id == "fast" and d.propensity == 1.0
+    assert d.scores["fast"] > d.scores["slow"]
+    # the work it sent there counts: enough of it, and the slow instance is the shorter queue
+    policy.decide(req("big", prompt=90_000), [inst("fast")], 40.1)  # 4.5 s of work at 20k/s
+    assert policy.decide(req("next", prompt=2_000), views, 40.2).instance_id == "slow"
 
 
 def test_objective_can_change_at_runtime() -> None:
