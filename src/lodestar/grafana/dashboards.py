@@ -1,7 +1,10 @@
 """The Lodestar dashboards: routing, fleet, learning, event pipeline.
 
 Every ClickHouse panel reads one named history query; the variables hold the values of the
-queries' non-time parameters (``policy``, ``instance_id``, …). Pure data, no I/O.
+queries' non-time parameters (``policy``, ``instance_id``, …). Panels whose query only has
+rows when something went wrong (the dead letters) are ``empty_when_healthy``; the error, fallback
+and gap panels are not: their queries answer a row per bucket with traffic, zeros included, so
+no rows there means no traffic. Pure data, no I/O.
 """
 
 from __future__ import annotations
@@ -321,6 +324,7 @@ PIPELINE = DashboardSpec(
             labels=("source_topic",),
             values=("letters",),
             value_names=(("letters", "letters"),),
+            empty_when_healthy=True,
         ),
         PanelSpec(
             key="events_dropped",
@@ -357,6 +361,7 @@ PIPELINE = DashboardSpec(
             query="dead_letter_list",
             width=24,
             height=10,
+            empty_when_healthy=True,
         ),
     ),
 )

@@ -11,6 +11,7 @@ carries PromQL instead (the services' own ``/metrics``); the report cannot draw 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +34,11 @@ class PromTarget:
 class PanelSpec:
     """One panel. ``key`` is a stable slug (report file names, test ids); ``width``/``height`` are
     grid units (24 columns per row). The query's non-time parameters come from the dashboard
-    variables of the same names."""
+    variables of the same names.
+
+    ``empty_when_healthy``: the query only has rows when something went wrong (dead letters,
+    say), so no rows is the healthy state. ``lodestar grafana validate --dsn`` still runs the
+    query but does not require rows from it. It changes nothing in the Grafana JSON."""
 
     key: str
     title: str
@@ -50,6 +55,7 @@ class PanelSpec:
     height: int = 8
     stacked: bool = False
     promql: tuple[PromTarget, ...] = ()
+    empty_when_healthy: bool = False
 
     @property
     def datasource(self) -> Literal["clickhouse", "prometheus"]:
@@ -87,3 +93,10 @@ class DashboardSpec:
 
     def variable(self, name: str) -> VariableSpec | None:
         return next((v for v in self.variables if v.name == name), None)
+
+
+def healthy_empty_panels(specs: Iterable[DashboardSpec]) -> frozenset[tuple[str, str]]:
+    """(dashboard uid, panel title) of every panel marked ``empty_when_healthy``: how the SQL
+    check (:mod:`lodestar.grafana.sqlcheck`) finds them in the generated JSON, which keeps no
+    trace of the flag. Titles are the raw ones (``${var}`` unexpanded), unique per dashboard."""
+    return frozenset((d.uid, p.title) for d in specs for p in d.panels if p.empty_when_healthy)

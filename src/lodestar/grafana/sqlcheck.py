@@ -5,7 +5,9 @@ variables at their dashboard defaults, the plugin's macros for a given range, Gr
 interval for the panel's ``maxDataPoints``/``interval``), run on a ClickHouse client (chDB or a
 server, through clickhouse-connect) and checked:
 
-- it runs and returns at least one row (``require_rows``);
+- it runs and returns at least one row (``require_rows``), except a panel listed as
+  healthy when empty (:func:`lodestar.grafana.spec.healthy_empty_panels`: no dead letters is
+  no rows), whose query must still run (without rows there is no shape to check);
 - a time-series target's rows convert to wide series as the plugin does it (sqlds
   ``LongToWide``): the first column is a DateTime, every other column a string (a label) or a
   number (a value), at least one value column with a non-NULL value, rows in ascending time;
@@ -17,6 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -36,7 +39,8 @@ Kind = Literal["timeseries", "table", "variable"]
 
 @dataclass(frozen=True)
 class ClickHouseQuerySite:
-    """One ClickHouse query of a dashboard: a panel target or a query variable."""
+    """One ClickHouse query of a dashboard: a panel target or a query variable.
+    ``empty_when_healthy``: no rows is fine even when rows are required."""
 
     dashboard: str
     where: str
@@ -44,6 +48,7 @@ class ClickHouseQuerySite:
     sql: str
     max_data_points: int = 1000
     min_interval: str | None = None
+    empty_when_healthy: bool = False
 
 
 @dataclass
@@ -54,6 +59,11 @@ class SqlRun:
     types: tuple[str, ...] = ()
     rows: int = 0
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy_empty(self) -> bool:
+        """It ran without problems and had no rows, as a healthy-when-empty panel may."""
+        return self.site.empty_when_healthy and not self.problems and self.rows == 0
 
 
 def variable_defaults(model: Mapping[str, Any]) -> dict[str, str]:
@@ -67,10 +77,14 @@ def variable_defaults(model: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def query_sites(model: Mapping[str, Any]) -> Iterator[ClickHouseQuerySite]:
-    """Every ClickHouse query of one dashboard model."""
+def query_sites(
+    model: Mapping[str, Any], healthy_empty: AbstractSet[tuple[str, str]] = frozenset()
+) -> Iterator[ClickHouseQuerySite]:
+    """Every ClickHouse query of one dashboard model; a panel whose (dashboard uid, title) is in
+    ``healthy_empty`` gives sites marked ``empty_when_healthy``."""
     uid = str(model.get("uid"))
     for panel in model.get("panels") or []:
+        empty_ok = (uid, str(panel.get("title"))) in healthy_empty
         for target in panel.get("targets") or []:
             ds = target.get("datasource") or panel.get("datasource") or {}
             if ds.get("type") != CLICKHOUSE_TYPE:
@@ -82,6 +96,7 @@ def query_sites(model: Mapping[str, Any]) -> Iterator[ClickHouseQuerySite]:
                 sql=str(target.get("rawSql", "")),
                 max_data_points=int(panel.get("maxDataPoints") or 1000),
                 min_interval=panel.get("interval") or None,
+                empty_when_healthy=empty_ok,
             )
     for var in (model.get("templating") or {}).get("list") or []:
         if var.get("type") == "query" and (var.get("datasource") or {}).get("type") == CLICKHOUSE_TYPE:
@@ -136,7 +151,7 @@ def run_site(
     run.columns = tuple(result.column_names)
     run.types = tuple(t.name for t in result.column_types)
     run.rows = len(rows)
-    if require_rows and not rows:
+    if require_rows and not rows and not site.empty_when_healthy:
         run.problems.append("no rows")
     if site.kind == "timeseries" and rows:
         run.problems.extend(_frame_problems(run, rows))
@@ -151,11 +166,13 @@ def check_sql(
     from_ts: datetime,
     to_ts: datetime,
     require_rows: bool = True,
+    healthy_empty: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> list[SqlRun]:
-    """One :class:`SqlRun` per ClickHouse query of ``models``, in dashboard order."""
+    """One :class:`SqlRun` per ClickHouse query of ``models``, in dashboard order; the panels
+    in ``healthy_empty`` (dashboard uid, title) need no rows (see :func:`query_sites`)."""
     runs = []
     for model in models:
         defaults = variable_defaults(model)
-        for site in query_sites(model):
+        for site in query_sites(model, healthy_empty):
             runs.append(run_site(client, site, from_ts, to_ts, defaults, require_rows))
     return runs

@@ -1,9 +1,10 @@
 """Write the history tests' dataset into a chDB directory, in a process of its own.
 
-``python history_fixture.py DIR`` migrates ``DIR`` (database ``lodestar``) and inserts
-``tests/unit/history/history_helpers.dataset()`` (every event twice, through the history
-service's row mapping) plus a few events the dashboards need (a model version with the
-trainer's ``train_loss`` metric), then prints the window as JSON: {"from_ts", "to_ts"}.
+``python history_fixture.py DIR [--without-dead-letters]`` migrates ``DIR`` (database
+``lodestar``) and inserts ``tests/unit/history/history_helpers.dataset()`` (every event twice,
+through the history service's row mapping) plus a few events the dashboards need (a model
+version with the trainer's ``train_loss`` metric), then prints the window as JSON:
+{"from_ts", "to_ts"}. ``--without-dead-letters`` leaves the dead letters out: a healthy run.
 
 chDB hosts one directory per process and the history tests keep theirs open for the whole
 session, so tests that need a chDB directory of their own build and read it in subprocesses.
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "history"))
 
 from history_helpers import WINDOW, at, dataset, insert_events, open_store
 
-from lodestar_schemas import Event, ModelUpdate
+from lodestar_schemas import DeadLetter, Event, ModelUpdate
 
 
 def extra_events() -> list[Event]:
@@ -40,14 +41,15 @@ def extra_events() -> list[Event]:
     ]
 
 
-def main(directory: Path) -> None:
+def main(directory: Path, dead_letters: bool = True) -> None:
+    events = [e for e in [*dataset(), *extra_events()] if dead_letters or not isinstance(e, DeadLetter)]
     store = open_store(directory, "lodestar")
     try:
-        insert_events(store, [*dataset(), *extra_events()], times=2)
+        insert_events(store, events, times=2)
     finally:
         store.close()
     print(json.dumps(WINDOW))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), dead_letters="--without-dead-letters" not in sys.argv[2:])

@@ -3,16 +3,18 @@ static validator; the panel SQL is the named queries' SQL through grafana_sql().
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lodestar.grafana.dashboards import DASHBOARDS
+from lodestar.grafana.build import build_dashboard
+from lodestar.grafana.dashboards import DASHBOARDS, PIPELINE
 from lodestar.grafana.datasources import CLICKHOUSE_UID, PROMETHEUS_UID, PROVISIONED
 from lodestar.grafana.generate import default_grafana_dir, drift, render, write
-from lodestar.grafana.spec import DashboardSpec, PanelSpec
+from lodestar.grafana.spec import DashboardSpec, PanelSpec, healthy_empty_panels
 from lodestar.grafana.sql import load_catalog, panel_sql
 from lodestar.grafana.validate import validate_dashboard
 from lodestar_history.queries import grafana_sql
@@ -93,6 +95,32 @@ def test_the_dashboards_cover_what_issue_8_asks_for() -> None:
     assert any("events_dropped_total" in e for e in promql)
     variables = {v.name for d in DASHBOARDS for v in d.variables}
     assert {"policy", "instance_id"} <= variables
+
+
+def test_the_dead_letter_panels_are_the_ones_healthy_when_empty() -> None:
+    """No dead letter is the healthy state; every other panel has rows whenever there is traffic
+    (error, fallback and gap panels answer zeros per bucket, not nothing)."""
+    flagged = {(d.uid, p.key) for d in DASHBOARDS for p in d.panels if p.empty_when_healthy}
+    assert flagged == {("lodestar-pipeline", "dead_letters"), ("lodestar-pipeline", "dead_letter_list")}
+    assert healthy_empty_panels(DASHBOARDS) == {
+        ("lodestar-pipeline", "Dead letters per source topic"),
+        ("lodestar-pipeline", "Newest dead letters"),
+    }
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=[d.uid for d in DASHBOARDS])
+def test_panel_titles_are_unique_per_dashboard(dashboard: DashboardSpec) -> None:
+    """The SQL check finds the healthy-when-empty panels in the JSON by (uid, title)."""
+    titles = [p.title for p in dashboard.panels]
+    assert len(set(titles)) == len(titles)
+
+
+def test_the_healthy_empty_flag_leaves_the_grafana_json_unchanged() -> None:
+    unflagged = dataclasses.replace(
+        PIPELINE, panels=tuple(dataclasses.replace(p, empty_when_healthy=False) for p in PIPELINE.panels)
+    )
+    assert unflagged != PIPELINE
+    assert build_dashboard(unflagged, CATALOG) == build_dashboard(PIPELINE, CATALOG)
 
 
 def test_provisioning_names_the_data_sources_the_dashboards_use() -> None:
