@@ -114,6 +114,8 @@ class Exchange(AsgiResponse):
         self._client_gone = False
         self._route: Route | None = None
         self._sent_at = 0.0  # loop time the upstream request was sent
+        self._route_s = 0.0  # spent deciding, every attempt
+        self._upstream_s = 0.0  # perf_counter when the latest attempt's upstream request was issued
 
     # --- ASGI ----------------------------------------------------------------------------
 
@@ -172,12 +174,15 @@ class Exchange(AsgiResponse):
         exclude: list[str] = []
         failure = ""
         while True:
+            asked_s = time.perf_counter()
             try:
                 route = await proxy.routing.route(self.route_request, exclude)
             except GatewayError as exc:
                 if not exclude:
                     raise
                 raise self._unreachable(failure) from exc  # every instance left has failed
+            finally:
+                self._route_s += time.perf_counter() - asked_s
             self._route = route
             m.attempts += 1
             m.instance_id, m.policy, m.fallback = route.instance_id, route.policy, not route.via_router
@@ -201,6 +206,7 @@ class Exchange(AsgiResponse):
                 raise _upstream_broke(route, exc) from None
             break
         down.extra_headers.extend(route_headers(route))
+        down.extra_headers.append(server_timing(self._route_s, self._upstream_s - m.start_s))
         try:
             if response.status != 200:
                 m.fail("error", response.status, f"upstream_{response.status}")
@@ -243,6 +249,7 @@ class Exchange(AsgiResponse):
         url = route.url.rstrip("/") + self.parsed.path
         headers = {**proxy.upstream_headers, "x-request-id": self.request_id}
         self._sent_at = asyncio.get_running_loop().time()
+        self._upstream_s = time.perf_counter()
         whole = not self.parsed.stream and s.response_timeout_s < s.first_token_timeout_s
         try:
             async with asyncio.timeout(s.response_timeout_s if whole else s.first_token_timeout_s):
@@ -400,6 +407,15 @@ def _upstream_broke(route: Route | None, exc: HttpError) -> GatewayError:
         f"The connection to instance {instance} broke ({type(exc).__name__}).",
         error_class="upstream_disconnected",
     )
+
+
+def server_timing(route_s: float, gateway_s: float) -> tuple[bytes, bytes]:
+    """The W3C ``Server-Timing`` header of an answer, in milliseconds: ``route``, the time spent
+    deciding where to send it (every attempt's); ``gateway``, from the moment the gateway's
+    handler took the request (before its body was read) to the moment it issued the upstream
+    request of the attempt that answered: the gateway's own share of the time to first token,
+    without the network hops and the instance (which the client's own clock cannot separate)."""
+    return b"server-timing", f"route;dur={route_s * 1e3:.3f}, gateway;dur={gateway_s * 1e3:.3f}".encode()
 
 
 def route_headers(route: Route) -> list[tuple[bytes, bytes]]:
