@@ -1,8 +1,8 @@
-"""What an idle gap costs the gateway's per-request Python. Each trial runs a step once untimed,
-then times it again: at once (``repeated``), after the process slept for ``--gap-ms`` (as
-between two requests of a sequential stream: the direct path's TTFT here is ~15 ms), or after
-it spun for as long (the same time passed, the process kept running). Trials of every step and
-condition interleaved in one process.
+"""What a gap between requests costs the gateway's per-request Python. Each trial runs a step
+once untimed, then times it again: at once (``repeated``), after the process slept for
+``--gap-ms`` (as between two requests of a sequential stream: the direct path's TTFT here is
+~15 ms), or after it spun for as long (the same time passed, the process kept running). Trials
+of every step and condition interleaved in one process.
 
     .venv/bin/python benchmarks/idle_penalty.py [--trials 300] [--gap-ms 15] [--json out/benchmarks/idle_penalty.json]
 
@@ -14,9 +14,11 @@ candidates), ``parse+decide-1`` (one after the other, as a request runs them) an
 and the ratios after sleep / repeated and after spin / repeated; writes JSON.
 
 Why: inside the running gateway the same code took ~3× its tight-loop time (README, data-path
-overhead). If that is the cost of a large code and data footprint coming back into caches
-after the core idled, code that touches little memory (``control``) does not pay it, and
-spinning instead of sleeping removes it.
+overhead). What this shows on the 2-core VM here: after 15 ms the steps cost ~3× what they
+cost when repeated at once, whether the process slept or spun meanwhile, and more the longer
+the gap (run it with ``--gap-ms 1`` and ``5``), while the small loop pays nearly nothing:
+the cost of a large code and data footprint coming back into caches that other work on the
+host emptied, not of the process's own idling.
 """
 
 from __future__ import annotations
