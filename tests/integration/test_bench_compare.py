@@ -57,6 +57,13 @@ def test_compare_one_peer_and_lodestar(tmp_path: Path) -> None:
     assert (out / "mini-hetero2" / "plots" / "ttft_cdf.png").exists()
     assert "| sglang-router round_robin |" in (out / "compare.md").read_text()
     assert "Lodestar cold" in proc.stdout
+    # Lodestar's gateway says its own time per answer (Server-Timing); the peer says nothing
+    peer_run, lodestar_run = (json.loads(Path(r["bench_json"]).read_text()) for r in fleet["results"])
+    assert peer_run["gateway_wall_ms"] is None
+    own = lodestar_run["gateway_wall_ms"]
+    assert own is not None and own["n"] == n and 0 < own["p50"] <= own["p99"]
+    assert all(rec["gateway_wall_ms"] is not None for rec in lodestar_run["records"])
+    assert proc.stdout.count("gateway's own P50 / P99") == 1
 
 
 WARM_SPEC = SPEC.replace("rate_rps: 2", "rate_rps: 4")

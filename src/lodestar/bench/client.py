@@ -26,6 +26,7 @@ from typing import Protocol
 from lodestar.bench.payload import BodyOptions
 from lodestar.bench.render import AheadRenderer, Rendered
 from lodestar.bench.schedule import Send
+from lodestar.bench.server_timing import server_timing_ms
 from lodestar.bench.sse import SseParser, StreamOutcome, StreamTimer
 from lodestar.http_client import (
     ConnectFailed,
@@ -67,6 +68,7 @@ class SendResult:
     http_status: int | None
     served_by: str | None = None  # the gateway's x-lodestar-instance header, when it sent one
     decision: str | None = None  # its x-lodestar-decision: router, explore, heuristic or fallback:<reason>
+    gateway_ms: float | None = None  # the gateway's own time before the upstream request (its Server-Timing)
 
     @property
     def lag_wall_s(self) -> float:
@@ -121,6 +123,7 @@ class _Sender:
         status: int | None = None
         outcome: StreamOutcome | None = None
         served_by = decision = None
+        gateway_ms: float | None = None
         wait_s = self.config.timeout_s
         try:
             async with asyncio.timeout(wait_s):
@@ -130,6 +133,7 @@ class _Sender:
                 status = response.status
                 served_by = response.headers.get("x-lodestar-instance")
                 decision = response.headers.get("x-lodestar-decision")
+                gateway_ms = server_timing_ms(response.headers.get("server-timing")).get("gateway")
                 if status >= 400:
                     async with asyncio.timeout(wait_s):
                         text = (await response.read(1 << 16)).decode("utf-8", "replace")
@@ -157,7 +161,7 @@ class _Sender:
             outcome = timer.finish(self.now(), "client_error", f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.in_flight -= 1
-        result = SendResult(send, sent, outcome, status, served_by, decision)
+        result = SendResult(send, sent, outcome, status, served_by, decision, gateway_ms)
         self.observer.on_done(result)
         return result
 

@@ -80,6 +80,12 @@ def print_report(run: BenchRun, lag_warn_wall_s: float, console: Console | None 
         f"(wall); loop lag p99 {run.client['loop_lag_p99_wall_s'] * 1e3:.1f} ms; "
         f"CPU {run.client['cpu_cores']:.2f} cores; peak {run.client['peak_in_flight']:.0f} in flight"
     )
+    own = run.gateway_wall_ms
+    if own is not None:
+        con.print(
+            f"gateway's own time before the upstream request (its Server-Timing header; wall, not scaled): "
+            f"P50 {own.p50:.2f} ms, P99 {own.p99:.2f} ms over {own.n} answers"
+        )
     if scale != 1.0:
         con.print(
             f"time scale {scale:g}: arrivals were stretched ×{scale:g}; every latency, rate and makespan above "

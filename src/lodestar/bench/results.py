@@ -9,8 +9,9 @@ seconds: wall measurements divided by the time scale) and the run's headline fig
 The JSON file: the run's metadata at the top level (as ``lodestar sim`` writes it), ``runs``
 (one entry: ``policy`` = the run's label, ``seed`` 0, ``summary``), the same ``summary`` at the
 top level for readers of one run, ``latency`` (mean and percentiles of TTFT, TPOT, E2E),
-``errors`` (count per class), ``send_lag_wall``, ``client`` and ``records`` (one flat object per
-request: the RequestRecord fields, then the bench fields).
+``errors`` (count per class), ``send_lag_wall``, ``client``, ``gateway_wall_ms`` (the Lodestar
+gateway's own time per request, from its ``Server-Timing`` header; null when no answer had it)
+and ``records`` (one flat object per request: the RequestRecord fields, then the bench fields).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class BenchRecord:
     (``scheduled_s``), how late it left the client (``send_lag_s``, workload seconds), the base
     URL, HTTP status, the length asked for, the server's prompt count, an error detail, and
     when the response headers came (``headers_s`` after the send; vLLM and the emulator send
-    them once the request is admitted, so this is the server's request-handling time)."""
+    them once the request is admitted, so this is the server's request-handling time), and
+    ``gateway_wall_ms``: the ``gateway`` entry of a Lodestar gateway's ``Server-Timing`` header,
+    its own time before the upstream request — in *wall* milliseconds, never time-scaled: it
+    is the router's real processing, not the emulated engine's time."""
 
     record: RequestRecord
     scheduled_s: float
@@ -50,6 +54,7 @@ class BenchRecord:
     server_prompt_tokens: int | None = None
     detail: str | None = None
     headers_s: float | None = None
+    gateway_wall_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         extra = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "record"}
@@ -95,6 +100,7 @@ def to_records(results: Sequence[SendResult], scale: TimeScale, t0_s: float = 0.
                 server_prompt_tokens=o.prompt_tokens,
                 detail=o.detail,
                 headers_s=scale.opt_to_workload(o.headers_s),
+                gateway_wall_ms=res.gateway_ms,
             )
         )
     return out
@@ -155,6 +161,8 @@ class BenchRun:
     errors: dict[str, int]
     send_lag: LagStats
     client: dict[str, float]
+    #: the gateway's own time (ms, wall) over the answers that carried it; None when none did
+    gateway_wall_ms: Stats | None = None
 
     @property
     def request_records(self) -> list[RequestRecord]:
@@ -178,6 +186,7 @@ class BenchRun:
             "short_outputs": self.short_outputs,
             "send_lag_wall": asdict(self.send_lag),
             "client": self.client,
+            "gateway_wall_ms": None if self.gateway_wall_ms is None else self.gateway_wall_ms.model_dump(),
             "records": [b.to_json() for b in self.records],
         }
 
@@ -211,7 +220,15 @@ def build_run(
         errors=error_counts(plain),
         send_lag=LagStats.of([r.lag_wall_s for r in results], lag_warn_wall_s),
         client=client,
+        gateway_wall_ms=gateway_time_of(records),
     )
+
+
+def gateway_time_of(records: Sequence[BenchRecord]) -> Stats | None:
+    """Stats of the gateway's own time over the records that carry it (None when none does:
+    a peer router, an instance, a gateway before the header)."""
+    own = [b.gateway_wall_ms for b in records if b.gateway_wall_ms is not None]
+    return Stats.of(own) if own else None
 
 
 def write_json(path: Path, run: BenchRun) -> None:
@@ -246,9 +263,15 @@ def read_json(path: Path) -> BenchRun:
             errors={str(k): int(v) for k, v in data["errors"].items()},
             send_lag=LagStats(**lag),
             client={str(k): float(v) for k, v in data["client"].items()},
+            gateway_wall_ms=None
+            if data.get("gateway_wall_ms") is None
+            else Stats.model_validate(data["gateway_wall_ms"]),
         )
     except (KeyError, IndexError, TypeError, ValueError) as err:
         raise ResultFileError(f"{path}: malformed bench result ({type(err).__name__}: {err})") from None
 
 
-_NON_META = {"format", "runs", "summary", "latency", "errors", "short_outputs", "send_lag_wall", "client", "records"}
+_NON_META = {
+    "format", "runs", "summary", "latency", "errors", "short_outputs", "send_lag_wall", "client", "gateway_wall_ms",
+    "records",
+}  # fmt: skip

@@ -131,7 +131,8 @@ class Engine:
                 continue
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-                b"x-lodestar-instance: i3\r\nx-lodestar-decision: router\r\n\r\n"
+                b"x-lodestar-instance: i3\r\nx-lodestar-decision: router\r\n"
+                b"server-timing: route;dur=0.412, gateway;dur=1.305\r\n\r\n"
             )
             if behaviour in ("cut", "stall"):
                 writer.write(_chunk(b'data: {"choices":[{"index":0,"text":"a"}]}\n\n'))
@@ -176,7 +177,8 @@ async def test_every_outcome_is_classified_and_nothing_raises(engine: Engine) ->
     ok = by_id["ok"]
     assert (ok.outcome.error, ok.outcome.output_tokens, ok.http_status) == (None, 6, 200)
     assert ok.outcome.ttft_s is not None and ok.outcome.tpot_s is not None and ok.outcome.e2e_s is not None
-    assert (ok.served_by, ok.decision) == ("i3", "router")
+    assert (ok.served_by, ok.decision, ok.gateway_ms) == ("i3", "router", 1.305)
+    assert by_id["fail500"].gateway_ms is None  # its answer had no Server-Timing
     assert (by_id["fail500"].outcome.error, by_id["fail500"].http_status) == ("http_500", 500)
     assert "fault" in (by_id["fail500"].outcome.detail or "")
     assert by_id["refused"].outcome.error == "connect"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,33 @@ def test_record_json_round_trip() -> None:
     rec = RequestRecord("a", "http://x", 1.0, 10, 5, 0.1, 0.01, 0.2, 1.2)
     b = BenchRecord(rec, 1.0, 0.0, "http://x", 200, 5, 12, None)
     assert BenchRecord.from_json(json.loads(json.dumps(b.to_json()))) == b
+    timed = replace(b, gateway_wall_ms=1.25)
+    assert BenchRecord.from_json(json.loads(json.dumps(timed.to_json()))) == timed
+
+
+def test_the_gateways_own_time_is_kept_in_wall_ms_and_summarised(tmp_path: Path) -> None:
+    """Answers with the gateway's Server-Timing: their ``gateway`` value per record, unscaled
+    (the router's real time, not the emulated engine's), and its stats over those records only."""
+    own = [1.0 + 0.1 * i if i % 4 else None for i in range(40)]
+    timed = [replace(r, gateway_ms=g) for r, g in zip(results(scale=8.0), own, strict=True)]
+    run = build_run("live", {"time_scale": 8.0}, timed, stats(), TimeScale(8.0), 0.0, 0.02)
+    assert [b.gateway_wall_ms for b in run.records] == own
+    values = [g for g in own if g is not None]
+    assert run.gateway_wall_ms is not None and run.gateway_wall_ms.n == len(values) == 30
+    assert run.gateway_wall_ms.p50 == pytest.approx(np.percentile(values, 50))
+    assert run.gateway_wall_ms.p99 == pytest.approx(np.percentile(values, 99))
+    path = tmp_path / "run.json"
+    write_json(path, run)
+    assert read_json(path).gateway_wall_ms == run.gateway_wall_ms
+    from rich.console import Console
+
+    console = Console(record=True, width=240)
+    print_report(run, 0.02, console)
+    assert f"P50 {run.gateway_wall_ms.p50:.2f} ms" in console.export_text()
+    plain = build_run("live", {}, results(), stats(), TimeScale(2.0), 0.0, 0.02)  # no answer had it
+    assert plain.gateway_wall_ms is None
+    write_json(path, plain)
+    assert json.loads(path.read_text())["gateway_wall_ms"] is None and read_json(path).gateway_wall_ms is None
 
 
 @pytest.mark.parametrize(

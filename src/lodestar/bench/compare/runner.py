@@ -119,9 +119,11 @@ class Runner:
             m = result.metrics()
             reasons = result.invalid_reasons(self.plan)
             status = "valid" if not reasons else "INVALID: " + "; ".join(reasons)
+            own = result.run.gateway_wall_ms if result.run is not None else None
+            gateway = f", gateway's own P50 / P99 {own.p50:.2f} / {own.p99:.2f} ms wall" if own is not None else ""
             self.echo(
                 f"    TTFT mean {m['ttft_mean_s'] * 1e3:,.0f} ms, P99 {m['ttft_p99_s'] * 1e3:,.0f} ms, "
-                f"errors {m['errors']:.0f}/{m['n']:.0f}, {result.wall_s:.0f} s wall — {status}"
+                f"errors {m['errors']:.0f}/{m['n']:.0f}{gateway}, {result.wall_s:.0f} s wall — {status}"
             )
         return FleetRun(fleet, cluster, workload, results)
 
