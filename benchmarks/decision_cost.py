@@ -44,13 +44,12 @@ def trained_policy() -> LodestarPolicy:
     return policy
 
 
-def run(n_candidates: int, prompt_blocks: int, decisions: int) -> dict[str, float]:
-    policy = trained_policy()
-    rnd = random.Random(n_candidates)
-    candidates = [
+def fleet(rnd: random.Random, n_candidates: int, model: str = "m") -> list[InstanceView]:
+    """``n_candidates`` busy instances of ``model``, drawn from ``rnd``."""
+    return [
         InstanceView(
             instance_id=f"i{k}",
-            model="m",
+            model=model,
             num_running=rnd.randint(0, 40),
             num_waiting=rnd.randint(0, 5),
             kv_usage_frac=rnd.random(),
@@ -60,6 +59,12 @@ def run(n_candidates: int, prompt_blocks: int, decisions: int) -> dict[str, floa
         )
         for k in range(n_candidates)
     ]
+
+
+def run(n_candidates: int, prompt_blocks: int, decisions: int) -> dict[str, float]:
+    policy = trained_policy()
+    rnd = random.Random(n_candidates)
+    candidates = fleet(rnd, n_candidates)
     shared = [rnd.getrandbits(63) for _ in range(prompt_blocks // 2)]
     gc.collect()
     gc.freeze()  # long-lived objects out of the collector's way, as a long-running router would

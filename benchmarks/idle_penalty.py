@@ -39,36 +39,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from decision_cost import trained_policy
-from router_overhead import MODEL, PROMPT
+from decision_cost import fleet, trained_policy
+from router_overhead import MODEL, _body
 
 from lodestar.learn.policy import LodestarPolicy
-from lodestar.policy.contracts import InstanceView, Outcome, RequestView
+from lodestar.policy.contracts import Outcome, RequestView
 from lodestar_gateway.inputs import Limits, parse_request
 
 CONDITIONS = ("repeated", "after sleep", "after spin")
-
-
-def _body() -> bytes:
-    messages = [{"role": "user", "content": PROMPT}]
-    return json.dumps({"model": MODEL, "messages": messages, "max_tokens": 2, "stream": True}).encode()
-
-
-def _candidates(n: int) -> list[InstanceView]:
-    rnd = random.Random(n)
-    return [
-        InstanceView(
-            instance_id=f"i{k}",
-            model=MODEL,
-            num_running=rnd.randint(0, 40),
-            num_waiting=rnd.randint(0, 5),
-            kv_usage_frac=rnd.random(),
-            state_age_s=rnd.random() * 0.2,
-            max_model_len=1_000_000,
-            kv_capacity_blocks=28_276,
-        )
-        for k in range(n)
-    ]
 
 
 class Steps:
@@ -76,12 +54,12 @@ class Steps:
     timed call) so the policy's in-flight state stays small, as in a sequential stream."""
 
     def __init__(self) -> None:
-        self.body = _body()
+        self.body = _body(2)
         self.limits = Limits(max_prompt_tokens=100_000, max_output_tokens=100_000)
         parsed = parse_request("chat", self.body, self.limits)
         self.prompt_tokens, self.hashes = parsed.prompt_tokens, tuple(parsed.block_hashes)
         self.policy: LodestarPolicy = trained_policy()
-        self.fleets = {1: _candidates(1), 8: _candidates(8)}
+        self.fleets = {k: fleet(random.Random(k), k, MODEL) for k in (1, 8)}
         self.n = 0
         self.now_s = 0.0
 
