@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import REPO, emulator
 
 from lodestar.http_client import HttpClient
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.stack import http_ok
 from lodestar.logs import configure_logging
 from lodestar_collector.config import InstanceConfig

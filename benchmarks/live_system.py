@@ -59,18 +59,11 @@ def export_workload(cluster: str, trace: str, load: float, duration: float, path
 
 def live_run(profile: str, args: argparse.Namespace, workload: Path, out: Path, history: bool) -> dict[str, Any]:
     from lodestar.cluster.spec import load_cluster
-    from lodestar.localinfra.broker import free_port
     from lodestar.localinfra.settings import LocalInfraSettings
     from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
 
     n = len(load_cluster(args.cluster).instances())
-    base = free_port()
-    while any(_busy(base + k) for k in range(n)):
-        base = free_port()
-    ports = StackPorts(
-        broker=free_port(), gateway=free_port(), router=free_port(), router_admin=free_port(),
-        collector=free_port(), trainer=free_port(), history=free_port(), emulator_base=base,
-    )  # fmt: skip
+    ports = StackPorts.free(n)
     config = StackConfig(
         cluster=load_cluster(args.cluster),
         ports=ports,
@@ -121,17 +114,6 @@ def _reused(profile: str, out: Path) -> dict[str, Any] | None:
     extra = json.loads(meta.read_text()) if meta.exists() else {"from": None, "to": None, "history_dir": None}
     data = json.loads(result.read_text())
     return {"summary": data["summary"], "capped": ttft_with_failures(data["records"]), **extra}
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def ranking(values: dict[str, float]) -> list[str]:

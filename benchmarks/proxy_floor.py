@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from router_overhead import MODEL, WARMUP, _ok, _process, bench_ttft, emulator, run_async
 
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.peers.catalog import peer_spec
 from lodestar.peers.launch import PeerLaunch, start_peer

@@ -75,11 +75,11 @@ from lodestar.bench.server_timing import server_timing_ms
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar.emulator.server import free_port_block
 from lodestar.learn.blob import BLOB_FORMAT, ModelState, blob_sha256, encode_blob
 from lodestar.learn.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, N_FEATURES
 from lodestar.learn.trainer import OnlineTrainer, TrainerConfig
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.broker import broker_process, start_broker
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.peers.catalog import peer_spec

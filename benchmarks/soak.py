@@ -47,8 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import REPO, load_average
 
 from lodestar.cluster.spec import load_cluster
-from lodestar.emulator.server import free_port_block
-from lodestar.localinfra.broker import free_port
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.localinfra.stack import Component, Stack, StackConfig, StackPorts
 from lodestar.workload.generator import RequestGenerator
@@ -136,16 +134,7 @@ def rss_all(stack: Stack) -> dict[str, int | None]:
 
 def build_stack(args: argparse.Namespace, infra: LocalInfraSettings) -> Stack:
     cluster = load_cluster(args.cluster)
-    ports = StackPorts(
-        broker=free_port(),
-        gateway=free_port(),
-        router=free_port(),
-        router_admin=free_port(),
-        collector=free_port(),
-        trainer=free_port(),
-        history=free_port(),
-        emulator_base=free_port_block(len(cluster.instances())),
-    )
+    ports = StackPorts.free(len(cluster.instances()))
     config = StackConfig(
         cluster=cluster,
         ports=ports,

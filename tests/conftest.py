@@ -13,7 +13,8 @@ import pytest
 
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.settings import KafkaSettings
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.broker import broker_process, start_broker
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas import (
     CandidateRecord,

@@ -21,8 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from lodestar.bus.consume import EventConsumer, LogRewoundError
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import load_cluster
-from lodestar.emulator.server import free_port_block
-from lodestar.localinfra.broker import free_port
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
 from lodestar_schemas.events import Event
@@ -34,16 +32,7 @@ WAIT_S = 120.0  # generous: the machine is shared
 
 
 def fault_stack(infra: LocalInfraSettings, env: Mapping[str, str]) -> Stack:
-    ports = StackPorts(
-        broker=free_port(),
-        gateway=free_port(),
-        router=free_port(),
-        router_admin=free_port(),
-        collector=free_port(),
-        trainer=free_port(),
-        history=free_port(),
-        emulator_base=free_port_block(2),
-    )
+    ports = StackPorts.free(2)
     config = StackConfig(
         cluster=load_cluster("mini-hetero2"),
         ports=ports,

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lodestar.cli.app import build_app
-from lodestar.emulator.server import free_port_block
+from lodestar.localinfra.ports import free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.workload.build import build_workload

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas import InstanceState, TopicName
@@ -39,24 +38,6 @@ WAIT_S = 25.0
 def _lodestar() -> list[str]:
     exe = Path(sys.executable).with_name("lodestar")
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from lodestar.cli.app import main; main()"]
-
-
-def _two_free_ports() -> int:
-    for _ in range(100):
-        base = free_port()
-        socks: list[socket.socket] = []
-        try:
-            for k in range(2):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no two consecutive free ports")
 
 
 def _ok(url: str) -> bool:
@@ -87,7 +68,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(local_infra: LocalInfraSettings) -> Iterator[Fleet]:
     """`lodestar emulate --cluster mini-hetero2` (H100 then A10G) with its control port."""
-    base, control = _two_free_ports(), free_port()
+    base, control = free_port_block(2), free_port()
     urls = {H100: f"http://127.0.0.1:{base}", A10G: f"http://127.0.0.1:{base + 1}"}
     argv = [*_lodestar(), "emulate", "--cluster", "mini-hetero2", "--base-port", str(base)]
     proc = _process(local_infra, "collector-fleet", [*argv, "--admin-port", str(control)])

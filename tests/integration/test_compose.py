@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +42,7 @@ import pytest
 import yaml
 
 from lodestar.grafana.dashboards import DASHBOARDS
+from lodestar.localinfra.ports import free_port_block
 
 pytestmark = pytest.mark.integration
 
@@ -192,24 +191,6 @@ def test_prometheus_targets_are_compose_services_and_ports() -> None:
 # --- every service as a plain process ------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_block(n: int) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - n)
-        if all(_port_free(base + i) for i in range(n)):
-            return base
-    raise AssertionError(f"no {n} consecutive free ports")
-
-
 @dataclass
 class LocalStack:
     """How compose names map to this machine for one test run."""
@@ -277,7 +258,7 @@ def stack(broker: str, tmp_path: Path) -> Iterator[tuple[LocalStack, dict[str, R
     local = LocalStack(broker=broker, chdb_dir=tmp_path / "history", topic_prefix=f"compose{uuid.uuid4().hex[:8]}.")
     for name, svc in services.items():
         ports = exposed_ports(svc)
-        base = _free_block(len(ports))
+        base = free_port_block(len(ports))
         local.ports.update({(name, p): base + i for i, p in enumerate(ports)})
     hosts = set(compose["services"])
     running: dict[str, Running] = {}

@@ -24,9 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from lodestar import tokenizer
-from lodestar.emulator.server import free_port_block
 from lodestar.engine.profiles import instance_profile
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,7 +28,7 @@ import pytest
 
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas import RequestOutcome, TopicName
@@ -46,24 +45,6 @@ SECRET = "zanzibarquokka"  # in every prompt: must never reach a topic
 def _lodestar() -> list[str]:
     exe = Path(sys.executable).with_name("lodestar")
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "from lodestar.cli.app import main; main()"]
-
-
-def _two_free_ports() -> int:
-    for _ in range(100):
-        base = free_port()
-        socks: list[socket.socket] = []
-        try:
-            for k in range(2):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no two consecutive free ports")
 
 
 def _get(url: str) -> dict[str, Any] | None:
@@ -96,7 +77,7 @@ class System:
 
 @contextlib.contextmanager
 def _system(infra: LocalInfraSettings, kafka: KafkaSettings) -> Iterator[System]:
-    base, control = _two_free_ports(), free_port()
+    base, control = free_port_block(2), free_port()
     urls = {H100: f"http://127.0.0.1:{base}", A10G: f"http://127.0.0.1:{base + 1}"}
     env = {
         "LODESTAR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,

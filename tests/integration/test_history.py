@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaProducer
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.broker import broker_process, start_broker
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_history.client import HistoryClient

@@ -26,7 +26,7 @@ from lodestar.bus.settings import KafkaSettings
 from lodestar.learn.blob import BLOB_FORMAT, ModelState, blob_sha256, encode_blob
 from lodestar.learn.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, N_FEATURES
 from lodestar.learn.trainer import OnlineTrainer, TrainerConfig
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas import InstanceState, ModelUpdate, RouteDecision, TopicName

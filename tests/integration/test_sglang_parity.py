@@ -47,8 +47,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lodestar.emulator.server import free_port_block
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.peers.catalog import SGLANG

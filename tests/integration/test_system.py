@@ -20,7 +20,6 @@ import pytest
 from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import load_cluster
-from lodestar.localinfra.broker import free_port
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
 from lodestar.workload.arrivals import PoissonArrivals
@@ -36,16 +35,7 @@ N = 120
 
 @pytest.fixture(scope="module", params=[False, True], ids=["router-process", "router-embedded"])
 def stack(local_infra: LocalInfraSettings, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    ports = StackPorts(
-        broker=free_port(),
-        gateway=free_port(),
-        router=free_port(),
-        router_admin=free_port(),
-        collector=free_port(),
-        trainer=free_port(),
-        history=free_port(),
-        emulator_base=_free_range(2),
-    )
+    ports = StackPorts.free(2)
     config = StackConfig(
         cluster=load_cluster("mini-hetero2"),
         ports=ports,
@@ -66,25 +56,6 @@ def stack(local_infra: LocalInfraSettings, request: pytest.FixtureRequest) -> It
         yield s
     finally:
         s.stop()
-
-
-def _free_range(n: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + n < 65535 and all(_is_free(base + k) for k in range(n)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 async def _send_traffic(base_url: str, n: int, seed: int) -> list[str]:

@@ -18,7 +18,7 @@ from lodestar.bus.consume import EventConsumer
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.settings import KafkaSettings
 from lodestar.learn.blob import blob_sha256, decode_blob
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar_schemas.events import Event, ModelUpdate

@@ -50,7 +50,8 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.broker import broker_process, start_broker
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 

@@ -54,7 +54,8 @@ from lodestar.learn.blob import BLOB_FORMAT, ModelState, blob_sha256, encode_blo
 from lodestar.learn.features import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, N_FEATURES
 from lodestar.learn.policy import LodestarPolicy
 from lodestar.learn.trainer import OnlineTrainer, TrainerConfig
-from lodestar.localinfra.broker import broker_process, free_port, start_broker
+from lodestar.localinfra.broker import broker_process, start_broker
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.policy.contracts import Decision, InstanceView, Outcome, Policy, RequestView

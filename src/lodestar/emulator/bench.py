@@ -33,7 +33,7 @@ from rich.table import Table
 
 from lodestar import tokenizer
 from lodestar.cluster.spec import load_cluster
-from lodestar.emulator.server import free_port_block
+from lodestar.localinfra.ports import free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 

@@ -40,29 +40,6 @@ class _Server(uvicorn.Server):
         yield
 
 
-def free_port_block(n: int, host: str = "127.0.0.1", attempts: int = 100) -> int:
-    """A first port ``p`` such that ``p .. p + n - 1`` were all free a moment ago."""
-    for _ in range(attempts):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base: int = probe.getsockname()[1]
-        if base + n - 1 > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for k in range(n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind((host, base + k))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise OSError(f"no {n} consecutive free ports on {host}")
-
-
 def bind_socket(host: str, port: int, owner: str) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port)."""
     try:

@@ -88,11 +88,3 @@ def start_broker(settings: LocalInfraSettings, port: int | None = None, name: st
     proc = broker_process(settings, port, name)
     proc.start(ready=lambda: port_open(settings.broker_host, port), timeout_s=20.0)
     return f"{settings.broker_host}:{port}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -21,6 +21,7 @@ import yaml
 
 from lodestar.cluster.spec import ClusterSpec
 from lodestar.localinfra.broker import install_tansu, port_open
+from lodestar.localinfra.ports import free_port_block
 from lodestar.localinfra.process import ManagedProcess, ProcessStartError
 from lodestar.localinfra.settings import LocalInfraSettings
 
@@ -35,6 +36,14 @@ class StackPorts:
     trainer: int = 8094
     history: int = 8090
     emulator_base: int = 8001
+
+    @classmethod
+    def free(cls, n_instances: int, host: str = "127.0.0.1") -> StackPorts:
+        """Ports that were free a moment ago: one consecutive block, so no two collide."""
+        base = free_port_block(7 + n_instances, host)
+        services = range(base, base + 7)
+        broker, gateway, router, router_admin, collector, trainer, history = services
+        return cls(broker, gateway, router, router_admin, collector, trainer, history, emulator_base=base + 7)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess, ProcessStartError
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.peers.catalog import PeerSpec

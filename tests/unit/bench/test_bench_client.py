@@ -18,7 +18,7 @@ from lodestar.bench.client import ClientConfig, error_class, run_sends
 from lodestar.bench.payload import BodyOptions, request_body, request_headers
 from lodestar.bench.schedule import TimeScale, plan_sends
 from lodestar.http_client import ConnectFailed, ConnectionBroken, ConnectTimedOut, HttpError, ProtocolError
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.workload.request import Prompt, RequestSpec
 
 REQUEST = RequestSpec("r7", arrival_s=0.0, prompt=Prompt(24), output_tokens=5, model="llama-3-8b")

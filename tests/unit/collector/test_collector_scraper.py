@@ -12,7 +12,7 @@ import pytest
 from tcp_server import tcp_server
 
 from lodestar.http_client import HttpClient
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar_collector.config import InstanceConfig
 from lodestar_collector.metrics import CollectorMetrics
 from lodestar_collector.scraper import MAX_PAGE_BYTES, UNKNOWN_MODEL, Scraper

@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 from lodestar.cluster.spec import load_cluster
 from lodestar.emulator.clock import VirtualClock
 from lodestar.emulator.fleet import EmulatedFleet
-from lodestar.emulator.server import PortInUseError, bind_socket, free_port_block
+from lodestar.emulator.server import PortInUseError, bind_socket
 from lodestar.emulator.settings import EmulatorSettings
+from lodestar.localinfra.ports import free_port_block
 
 LOG = structlog.get_logger("test")
 

@@ -15,7 +15,7 @@ from history_helpers import WINDOW
 from typer.testing import CliRunner
 
 from lodestar.cli import history_cmd
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar_history.api import build_app
 from lodestar_history.metrics import HistoryMetrics
 from lodestar_history.queries import QueryCatalog

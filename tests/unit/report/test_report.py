@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typer.testing import CliRunner
 from lodestar.cli.app import build_app
 from lodestar.grafana.dashboards import DASHBOARDS
 from lodestar.grafana.spec import PanelSpec
+from lodestar.localinfra.ports import free_port
 from lodestar.report.build import Window
 from lodestar.report.charts import has_values, series_of
 
@@ -45,13 +45,6 @@ def _report(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run(
         [str(LODESTAR), "report", *args], capture_output=True, text=True, timeout=180, env=env or dict(os.environ)
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_report_from_a_chdb_directory(history_dir: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
@@ -101,7 +94,7 @@ def test_report_through_a_running_history_service_and_the_locked_directory(
     history_dir: tuple[Path, dict[str, str]], tmp_path: Path, broker: str
 ) -> None:
     directory, window = history_dir
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LODESTAR_HISTORY_CLICKHOUSE_DSN": f"chdb://{directory}",
@@ -141,7 +134,7 @@ def test_report_through_a_running_history_service_and_the_locked_directory(
 
 def test_unreachable_service_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        build_app(), ["report", "--url", f"http://127.0.0.1:{_free_port()}", "--out", str(tmp_path)]
+        build_app(), ["report", "--url", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path)]
     )
     assert result.exit_code == 1
     assert result.output.startswith("lodestar report: no history service at http://127.0.0.1:")

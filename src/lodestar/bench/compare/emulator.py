@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from lodestar.emulator.server import free_port_block
+from lodestar.localinfra.ports import free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 

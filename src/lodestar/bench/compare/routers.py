@@ -23,8 +23,7 @@ import httpx
 from lodestar.bus.model_topic import newest_model_update, put_model_update
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import ClusterSpec
-from lodestar.emulator.server import free_port_block
-from lodestar.localinfra.broker import free_port
+from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.localinfra.stack import Component, Stack, StackConfig, StackPorts
@@ -53,17 +52,7 @@ class LodestarStack:
         extra_env: dict[str, str],
         embedded_router: bool = False,
     ) -> None:
-        base = free_port_block(len(cluster.instances()))
-        ports = StackPorts(
-            broker=free_port(),
-            gateway=free_port(),
-            router=free_port(),
-            router_admin=free_port(),
-            collector=free_port(),
-            trainer=free_port(),
-            history=free_port(),
-            emulator_base=base,
-        )
+        ports = StackPorts.free(len(cluster.instances()))
         tag = uuid.uuid4().hex[:6]
         config = StackConfig(
             cluster=cluster,

@@ -1,0 +1,105 @@
+"""Free listening ports on this host, drawn from outside the kernel's ephemeral range.
+
+Asking the kernel for port 0 hands back a port from the ephemeral range, the same range it
+draws the local ports of outgoing connections from. Between "free a moment ago" and the
+server binding it, any client connection on the machine (a test's HTTP client, a Kafka
+consumer) can take that port, and the server fails with "address already in use". Ports
+below the ephemeral range are never given to outgoing connections, so here a port is drawn
+at random from below it (or above it when that room is too small) and checked by binding.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Linux's default, used when the file cannot be read (another OS, a sandbox)
+DEFAULT_EPHEMERAL = (32768, 60999)
+#: below this live the well-known and registered ports users run things on (8080, 9092 …)
+LOWEST = 10000
+HIGHEST = 65535
+#: the least room worth drawing from; with less, fall back to the other side or the kernel
+MIN_ROOM = 2000
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """Inclusive range of port numbers."""
+
+    low: int
+    high: int
+
+    @property
+    def size(self) -> int:
+        return max(0, self.high - self.low + 1)
+
+
+def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> PortRange:
+    """The kernel's range for outgoing connections' local ports (Linux default when unreadable)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        low, high = DEFAULT_EPHEMERAL
+    return PortRange(low, high)
+
+
+def listen_range(ephemeral: PortRange) -> PortRange | None:
+    """Where to draw listening ports: below the ephemeral range, else above it, else nowhere."""
+    below = PortRange(LOWEST, ephemeral.low - 1)
+    above = PortRange(max(LOWEST, ephemeral.high + 1), HIGHEST)
+    best = max(below, above, key=lambda r: r.size)
+    return best if best.size >= MIN_ROOM else None
+
+
+def _all_bindable(host: str, base: int, n: int) -> bool:
+    socks: list[socket.socket] = []
+    try:
+        for k in range(n):
+            sock = socket.socket()
+            socks.append(sock)
+            sock.bind((host, base + k))
+    except OSError:
+        return False
+    finally:
+        for sock in socks:
+            sock.close()
+    return True
+
+
+def _kernel_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def free_port_block(
+    n: int,
+    host: str = "127.0.0.1",
+    attempts: int = 200,
+    ephemeral: PortRange | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """A first port ``p`` such that ``p .. p + n - 1`` were all free a moment ago."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    room = listen_range(ephemeral or ephemeral_range())
+    draw = rng or random.Random()
+    for _ in range(attempts):
+        if room is not None and room.size >= n:
+            base = draw.randint(room.low, room.high - n + 1)
+        else:
+            base = _kernel_port(host)
+            if base + n - 1 > HIGHEST:
+                continue
+        if _all_bindable(host, base, n):
+            return base
+    raise OSError(f"no {n} consecutive free ports on {host}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago, outside the ephemeral range."""
+    return free_port_block(1, host)

@@ -1,0 +1,95 @@
+"""Free ports come from outside the kernel's ephemeral range and are checked by binding."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+import pytest
+
+from lodestar.localinfra.ports import (
+    DEFAULT_EPHEMERAL,
+    HIGHEST,
+    LOWEST,
+    PortRange,
+    ephemeral_range,
+    free_port,
+    free_port_block,
+    listen_range,
+)
+from lodestar.localinfra.stack import StackPorts
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_file(tmp_path: Path) -> None:
+    path = tmp_path / "ip_local_port_range"
+    path.write_text("40000\t50000\n")
+    assert ephemeral_range(path) == PortRange(40000, 50000)
+
+
+@pytest.mark.parametrize("content", [None, "", "garbage", "1 2 3"])
+def test_an_unreadable_range_file_means_the_linux_default(tmp_path: Path, content: str | None) -> None:
+    path = tmp_path / "ip_local_port_range"
+    if content is not None:
+        path.write_text(content)
+    assert ephemeral_range(path) == PortRange(*DEFAULT_EPHEMERAL)
+
+
+def test_listening_ports_are_drawn_below_the_default_ephemeral_range() -> None:
+    assert listen_range(PortRange(32768, 60999)) == PortRange(LOWEST, 32767)
+
+
+def test_listening_ports_go_above_the_ephemeral_range_when_below_is_too_small() -> None:
+    assert listen_range(PortRange(11000, 60000)) == PortRange(60001, HIGHEST)
+
+
+def test_no_room_on_either_side_leaves_the_choice_to_the_kernel() -> None:
+    assert listen_range(PortRange(10500, 64000)) is None
+    base = free_port_block(3, ephemeral=PortRange(1024, HIGHEST))
+    assert all(_bindable(base + k) for k in range(3))
+
+
+def test_drawn_ports_are_outside_this_hosts_ephemeral_range_and_bindable() -> None:
+    eph = ephemeral_range()
+    for _ in range(30):
+        base = free_port_block(4)
+        assert all(not eph.low <= base + k <= eph.high for k in range(4)), base
+        assert all(_bindable(base + k) for k in range(4))
+    assert not eph.low <= free_port() <= eph.high
+
+
+def test_a_port_in_use_is_never_handed_out() -> None:
+    eph = PortRange(*DEFAULT_EPHEMERAL)
+    room = listen_range(eph)
+    assert room is not None
+    # the same seed draws the same first port: hold it, and the draw must move on
+    first = random.Random(7).randint(room.low, room.high)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", first))
+        held.listen()
+        assert free_port_block(1, ephemeral=eph, rng=random.Random(7)) != first
+
+
+def test_a_block_larger_than_any_room_is_a_clear_error() -> None:
+    with pytest.raises(OSError, match=r"no 70000 consecutive free ports on 127\.0\.0\.1"):
+        free_port_block(70000, attempts=3)
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        free_port_block(0)
+
+
+def test_a_stacks_ports_are_one_block_with_no_two_alike() -> None:
+    ports = StackPorts.free(3)
+    services = [ports.broker, ports.gateway, ports.router, ports.router_admin, ports.collector, ports.trainer]
+    every = [*services, ports.history, *(ports.emulator_base + k for k in range(3))]
+    assert len(set(every)) == 10
+    assert sorted(every) == list(range(ports.broker, ports.broker + 10))
+    assert all(_bindable(p) for p in every)
