@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lodestar.cli.app import build_app
-from lodestar.localinfra.ports import free_port_block
+from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.workload.build import build_workload
@@ -123,9 +122,7 @@ def test_chat_endpoint(emulated: list[str], spec: Path, tmp_path: Path) -> None:
 
 
 def test_nothing_listening_reports_every_request_failed(spec: Path, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     out = tmp_path / "dead.json"
     proc = bench(str(spec), "--url", f"http://127.0.0.1:{port}", "--max-requests", "8", "--json", str(out))
     assert proc.returncode == 1

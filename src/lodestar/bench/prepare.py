@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lodestar.workload.request import RequestSpec
-from lodestar.workload.transform import scale_to_rate, speedup, time_slice
+from lodestar.workload.transform import mean_rate_rps, scale_to_rate, speedup, time_slice
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,28 @@ def shape(requests: Sequence[RequestSpec], shaping: Shaping) -> list[RequestSpec
             raise ValueError(f"--max-requests must be >= 1, got {shaping.max_requests}")
         out = out[: shaping.max_requests]
     return out
+
+
+#: how far the sent window's own rate may be from ``--rate`` before the CLI says why
+RATE_NOTE_TOLERANCE = 0.25
+
+
+def window_rate_note(shaping: Shaping, sent: Sequence[RequestSpec]) -> str | None:
+    """Why the requests sent arrive at another rate than ``--rate`` asked for, or ``None``.
+
+    ``--rate`` rescales the whole workload (as ``lodestar sim --rate`` does), so a window of a
+    real trace keeps the trace's own ups and downs: azure-conv's first minute is quieter than its
+    hour. Said when the window's rate is more than 25 % off."""
+    if shaping.rate_rps is None:
+        return None
+    try:
+        window_rps = mean_rate_rps(sent)
+    except ValueError:  # one request, or all at once: no rate to compare
+        return None
+    if abs(window_rps - shaping.rate_rps) <= RATE_NOTE_TOLERANCE * shaping.rate_rps:
+        return None
+    return (
+        f"note: --rate {shaping.rate_rps:g} is the mean rate of the whole workload; the window sent "
+        f"arrives at {window_rps:.2f} req/s (the trace's own shape). For {shaping.rate_rps:g} req/s in this "
+        f"window, scale by --speedup instead."
+    )

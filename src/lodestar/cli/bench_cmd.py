@@ -60,7 +60,11 @@ def run(
         str | None, typer.Option(help="sent as Authorization: Bearer (default: $OPENAI_API_KEY)", show_default=False)
     ] = None,
     rate: Annotated[
-        float | None, typer.Option(help="rescale arrivals to this mean rate (req/s, workload time)")
+        float | None,
+        typer.Option(
+            help="rescale the whole workload's arrivals to this mean rate (req/s, workload time); a --duration "
+            "window of a trace keeps the trace's own ups and downs"
+        ),
     ] = None,
     speedup: Annotated[float | None, typer.Option(help="divide arrival times by this factor")] = None,
     duration: Annotated[
@@ -100,7 +104,7 @@ def run(
     from lodestar.bench.client import ClientConfig, run_sends
     from lodestar.bench.payload import BodyOptions
     from lodestar.bench.plots import write_plots
-    from lodestar.bench.prepare import Shaping, shape
+    from lodestar.bench.prepare import Shaping, shape, window_rate_note
     from lodestar.bench.progress import ProgressObserver
     from lodestar.bench.report import print_report
     from lodestar.bench.results import build_run, write_json
@@ -120,7 +124,8 @@ def run(
             _fail(f"{name} must be > 0, got {value:g}")
     workload = _load(target)
     try:
-        requests = shape(workload.requests, Shaping(rate, speedup, duration, max_requests))
+        shaping = Shaping(rate, speedup, duration, max_requests)
+        requests = shape(workload.requests, shaping)
     except ValueError as exc:
         _fail(str(exc))
     if not requests:
@@ -144,6 +149,9 @@ def run(
         f"{len(requests)} requests of {workload.name} {rate_text}over {span:.1f} s → {', '.join(urls)} "
         f"({endpoint}, streaming, open loop)"
     )
+    note = window_rate_note(shaping, requests)
+    if note:
+        typer.echo(note)
     if scale.factor != 1.0:
         typer.echo(
             f"time scale {scale.factor:g}: sending over {scale.to_wall(span):.1f} wall s; "

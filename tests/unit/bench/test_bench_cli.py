@@ -13,6 +13,7 @@ from lodestar.bench.results import build_run, write_json
 from lodestar.bench.schedule import TimeScale, plan_sends
 from lodestar.bench.sse import StreamOutcome
 from lodestar.cli.app import build_app
+from lodestar.localinfra.ports import free_port
 from lodestar.workload.request import Prompt, RequestSpec
 from lodestar.workload.traces.lodestar_jsonl import dump_requests
 
@@ -54,6 +55,17 @@ def test_bad_options(trace: Path, args: list[str], fragment: str) -> None:
     code, _, err = invoke("run", str(trace), *args)
     assert code == 2
     assert fragment in err
+
+
+def test_a_rate_the_window_does_not_run_at_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "bursty.jsonl"
+    burst = [RequestSpec(f"b{i}", arrival_s=0.1 * i, prompt=Prompt(16), output_tokens=2) for i in range(10)]
+    quiet = [RequestSpec(f"q{i}", arrival_s=10.0 + 9.0 * i, prompt=Prompt(16), output_tokens=2) for i in range(10)]
+    path.write_text(dump_requests(burst + quiet))
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: every send fails at once
+    code, out, _ = invoke("run", str(path), "--url", dead, "--rate", "1", "--duration", "3", "--time-scale", "0.01")
+    assert code == 1  # every request failed
+    assert "note: --rate 1 is the mean rate of the whole workload; the window sent arrives at" in out
 
 
 def test_bad_target() -> None:

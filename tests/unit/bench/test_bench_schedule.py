@@ -8,7 +8,7 @@ import math
 import pytest
 
 from lodestar.bench.client import SendResult
-from lodestar.bench.prepare import Shaping, shape
+from lodestar.bench.prepare import Shaping, shape, window_rate_note
 from lodestar.bench.results import to_records
 from lodestar.bench.schedule import LagStats, Send, TimeScale, plan_sends
 from lodestar.bench.sse import StreamOutcome
@@ -148,3 +148,29 @@ def test_shape(shaping: Shaping, expected_n: int, expected_last_s: float) -> Non
 def test_shape_rejects(shaping: Shaping, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         shape(stream(4, 1.0), shaping)
+
+
+def burst_then_quiet() -> list[RequestSpec]:
+    """Ten requests in the first second, ten more over the next 90 s."""
+    return [req(i, i * 0.1) for i in range(10)] + [req(10 + i, 10.0 + i * 9.0) for i in range(10)]
+
+
+def test_a_window_quieter_or_busier_than_the_rate_says_why() -> None:
+    busy = Shaping(rate_rps=1.0, duration_s=3.0)
+    sent = shape(burst_then_quiet(), busy)
+    note = window_rate_note(busy, sent)
+    assert note is not None and note.startswith("note: --rate 1 is the mean rate of the whole workload")
+    assert f"arrives at {len(sent) / (sent[-1].arrival_s - sent[0].arrival_s):.2f} req/s" in note
+
+
+@pytest.mark.parametrize(
+    "shaping",
+    [
+        pytest.param(Shaping(duration_s=3.0), id="no --rate"),
+        pytest.param(Shaping(rate_rps=2.0), id="the whole workload is sent"),
+        pytest.param(Shaping(rate_rps=2.0, duration_s=3.0), id="an even stream's window"),
+        pytest.param(Shaping(rate_rps=2.0, max_requests=1), id="one request has no rate"),
+    ],
+)
+def test_no_note_when_the_window_runs_at_the_rate(shaping: Shaping) -> None:
+    assert window_rate_note(shaping, shape(stream(10, 1.0), shaping)) is None
