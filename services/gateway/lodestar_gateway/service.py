@@ -84,7 +84,11 @@ def build_core(settings: GatewaySettings, publish: Callable[[Event], bool], embe
     that dispatcher instead), upstream client, API keys and client limits (KeyConfigError /
     ValueError if unusable)."""
     policy = build_policy(resolve_profile(settings.fallback_profile), full_registry(), seed=settings.fallback_seed)
-    ejection = EjectionPolicy(base_s=settings.ejection_base_s, max_s=settings.ejection_max_s)
+    ejection = EjectionPolicy(
+        base_s=settings.ejection_base_s,
+        max_s=settings.ejection_max_s,
+        max_ejected_fraction=settings.ejection_max_fraction,
+    )
     fleet = LocalFleet(settings.staleness_s, settings.remove_after_s, ejection, settings.hold_states_when_silent)
     for inst in settings.instances:
         fleet.add_static(inst.instance_id, inst.url, inst.model, inst.max_model_len)
@@ -195,6 +199,7 @@ class GatewayService:
             inflight_streams=self.proxy.inflight_streams,
             ejections=self.fleet.ejections.counters.ejections,
             readmissions=self.fleet.ejections.counters.readmissions,
+            ejections_capped=self.fleet.ejections.counters.capped,
             instances_ejected=self.fleet.ejections.ejected_count(),
         )
 

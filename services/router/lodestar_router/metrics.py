@@ -44,6 +44,7 @@ class Snapshot:
     publish_failures: int
     ejections: int = 0
     readmissions: int = 0
+    ejections_capped: int = 0
     instances_ejected: int = 0
 
 
@@ -122,6 +123,11 @@ class _SnapshotCollector(Collector):
         )  # fmt: skip
         yield CounterMetricFamily(
             "lodestar_router_readmissions", "Ejected instances readmitted after their backoff", value=s.readmissions
+        )
+        yield CounterMetricFamily(
+            "lodestar_router_ejections_capped",
+            "Failures that ejected nothing: the model's instances had as many ejected as allowed",
+            value=s.ejections_capped,
         )
         yield GaugeMetricFamily(
             "lodestar_router_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",

@@ -81,7 +81,11 @@ class RouterService:
         """Build everything; ProfileError if the profile is unusable."""
         build = policy_builder(settings.seed)
         policy = build(settings.profile)
-        ejection = EjectionPolicy(base_s=settings.ejection_base_s, max_s=settings.ejection_max_s)
+        ejection = EjectionPolicy(
+            base_s=settings.ejection_base_s,
+            max_s=settings.ejection_max_s,
+            max_ejected_fraction=settings.ejection_max_fraction,
+        )
         directory = InstanceDirectory(
             FleetState(), settings.staleness_s, settings.remove_after_s, ejection, settings.hold_states_when_silent
         )
@@ -132,6 +136,7 @@ class RouterService:
             publish_failures=stats.send_failures,
             ejections=self.directory.ejections.counters.ejections,
             readmissions=self.directory.ejections.counters.readmissions,
+            ejections_capped=self.directory.ejections.counters.capped,
             instances_ejected=self.directory.ejections.ejected_count(),
         )
 

@@ -56,6 +56,12 @@ class RouterSettings(BaseSettings):
         description="outlier ejection: first backoff of an instance that failed (doubles on repeats)",
     )
     ejection_max_s: float = Field(default=30.0, gt=0.0, description="outlier ejection: longest backoff")
+    ejection_max_fraction: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="outlier ejection: at most this fraction of a model's instances ejected at once (at least one)",
+    )
     hold_states_when_silent: bool = Field(
         default=True,
         description="while no instance state arrives at all (broker or collector down), keep the last ones",

@@ -189,7 +189,8 @@ class InstanceDirectory:
         """The end of one attempt on ``instance_id``: ``error_class`` None for a success, else
         the gateway's error class (``RequestOutcome.error_class``). Returns the ejection
         backoff in seconds if this failure ejects the instance now, else None. Unknown
-        instances and errors that do not blame the instance change nothing."""
+        instances and errors that do not blame the instance change nothing; nor does a failure
+        while the model's instances have as many ejected as the policy allows (counted)."""
         if instance_id not in self._entries:
             return None
         if error_class is None:
@@ -198,7 +199,14 @@ class InstanceDirectory:
         kind = classify(error_class)
         if kind is None:
             return None
-        return self.ejections.failure(instance_id, kind, now_s)
+        return self.ejections.failure(instance_id, kind, now_s, may_eject=self._room_to_eject(instance_id, now_s))
+
+    def _room_to_eject(self, instance_id: str, now_s: float) -> bool:
+        """Whether the instances serving ``instance_id``'s model have fewer ejected than they may."""
+        model = self._entries[instance_id].model
+        pool = [iid for iid, e in self._entries.items() if e.model == model]
+        ejected = sum(1 for iid in pool if self.is_ejected(iid, now_s))
+        return ejected < self.ejections.policy.max_ejected(len(pool))
 
     def feed_silent(self, now_s: float) -> bool:
         """True if ``hold_when_silent`` and no instance has sent a state for ``staleness_s``

@@ -9,6 +9,13 @@ instance nothing scrapes (a static instance never scraped) is readmitted when th
 A failure more than ``reset_after_s`` after the last readmission starts the backoff over at
 ``base_s``; an earlier one is a repeat and doubles it.
 
+Never more than ``max_ejected_fraction`` of a model's instances (at least one) are ejected at
+once, as Envoy's ``max_ejection_percent``: when the whole fleet misses deadlines because it is
+overloaded, ejecting every instance would turn an overload into an outage. A failure that would
+eject an instance beyond the cap is counted (``capped``) and ejects nothing; the instance's next
+failure may eject it once another instance is readmitted. Scraped health is not capped: an
+instance whose scrape says unhealthy is never offered.
+
 Which failures count (:class:`FailureKind`, from the gateway's error classes by
 :func:`classify`): connection failures, broken responses and deadlines eject at once; 5xx
 answers eject after ``consecutive_server_errors`` of them without a success in between (one
@@ -63,14 +70,16 @@ def classify(error_class: str | None) -> FailureKind | None:
 @dataclass(frozen=True)
 class EjectionPolicy:
     """Backoff ``min(base_s × multiplier^(n−1), max_s)`` for the n-th ejection in a row.
-    ValueError unless ``0 < base_s <= max_s``, ``multiplier >= 1``, ``reset_after_s >= 0``
-    and ``consecutive_server_errors >= 1``."""
+    At most ``max_ejected_fraction`` of a pool (at least one instance) ejected at once.
+    ValueError unless ``0 < base_s <= max_s``, ``multiplier >= 1``, ``reset_after_s >= 0``,
+    ``consecutive_server_errors >= 1`` and ``0 < max_ejected_fraction <= 1``."""
 
     base_s: float = 1.0
     max_s: float = 30.0
     multiplier: float = 2.0
     reset_after_s: float = 60.0
     consecutive_server_errors: int = 5
+    max_ejected_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not (0 < self.base_s <= self.max_s and math.isfinite(self.max_s)):
@@ -81,6 +90,12 @@ class EjectionPolicy:
             raise ValueError(f"reset_after_s must be >= 0, got {self.reset_after_s}")
         if self.consecutive_server_errors < 1:
             raise ValueError(f"consecutive_server_errors must be >= 1, got {self.consecutive_server_errors}")
+        if not 0 < self.max_ejected_fraction <= 1:
+            raise ValueError(f"max_ejected_fraction must be in (0, 1], got {self.max_ejected_fraction}")
+
+    def max_ejected(self, pool_size: int) -> int:
+        """How many of a pool of ``pool_size`` instances may be ejected at once (at least one)."""
+        return max(1, math.floor(self.max_ejected_fraction * pool_size + 1e-9))
 
     def backoff_s(self, level: int) -> float:
         """The ejection time of the ``level``-th ejection in a row (``level >= 1``)."""
@@ -114,6 +129,7 @@ class EjectionCounters:
     ejections: int = 0
     readmissions: int = 0
     ignored_while_ejected: int = 0
+    capped: int = 0  # failures that would have ejected an instance beyond max_ejected_fraction
 
 
 class Ejections:
@@ -125,9 +141,10 @@ class Ejections:
         self._records: dict[str, _Record] = {}
         self._n_ejected = 0
 
-    def failure(self, instance_id: str, kind: FailureKind, now_s: float) -> float | None:
+    def failure(self, instance_id: str, kind: FailureKind, now_s: float, may_eject: bool = True) -> float | None:
         """Count one failure of ``kind``; the backoff in seconds if it ejects the instance now,
-        else None (below the 5xx threshold, or already ejected)."""
+        else None (below the 5xx threshold, already ejected, or ``may_eject`` False: its pool
+        has as many ejected as it may)."""
         rec = self._records.get(instance_id)
         if rec is None:
             rec = self._records[instance_id] = _Record()
@@ -138,6 +155,9 @@ class Ejections:
             rec.server_errors += 1
             if rec.server_errors < self.policy.consecutive_server_errors:
                 return None
+        if not may_eject:
+            self.counters.capped += 1
+            return None
         if rec.readmitted_at_s is None or now_s - rec.readmitted_at_s > self.policy.reset_after_s:
             rec.level = 0
         rec.level += 1

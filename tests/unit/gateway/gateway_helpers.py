@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from lodestar.emulator.fleet import EmulatedFleet
+from lodestar.localinfra.ports import free_port
 from lodestar.serving import ApiServer, bind_socket
 from lodestar_gateway.api import Health, build_app
 from lodestar_gateway.service import Core, build_core
@@ -38,9 +39,7 @@ def static_instances(fleet: EmulatedFleet, **extra: Any) -> list[dict[str, Any]]
 
 def dead_url() -> str:
     """A local port nobody listens on (connections are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @dataclass

@@ -49,6 +49,9 @@ def _restore_logging() -> Iterator[None]:
         ),
         pytest.param([], {"LODESTAR_GATEWAY_RATE_LIMIT_RPS": "0"}, "invalid rate_limit_rps", id="rate"),
         pytest.param(
+            [], {"LODESTAR_GATEWAY_EJECTION_MAX_FRACTION": "1.5"}, "invalid ejection_max_fraction", id="eject-cap"
+        ),
+        pytest.param(
             [],
             {"LODESTAR_GATEWAY_ROUTER_EMBEDDED": "true", "LODESTAR_ROUTER_PROFILE": "/nonexistent/profile.yaml"},
             "invalid LODESTAR_ROUTER_PROFILE",

@@ -179,3 +179,47 @@ def test_while_the_feed_is_silent_the_backoff_alone_readmits() -> None:
     assert _healthy(d, T0 + 6.5) == {A: False, B: True}
     _apply(d, A, T0 + 6.6)
     assert _healthy(d, T0 + 6.7) == {A: True, B: True}
+
+
+def _fleet(ids: list[str], fraction: float, model: str = MODEL) -> InstanceDirectory:
+    d = InstanceDirectory(FleetState(), ejection=EjectionPolicy(base_s=1.0, max_ejected_fraction=fraction))
+    for iid in ids:
+        d.apply(_state(iid, T0).model_copy(update={"model": model}), T0, T0_WALL.timestamp())
+    return d
+
+
+def test_an_overloaded_fleet_missing_every_deadline_keeps_half_its_instances() -> None:
+    ids = [f"h100-{k}" for k in range(8)]
+    d = _fleet(ids, 0.5)
+    backoffs = [d.report(iid, "first_token_timeout", T0 + 0.1) for iid in ids]
+    assert backoffs == [1.0] * 4 + [None] * 4
+    assert d.healthy_count(T0 + 0.2) == 4 and d.ejected_ids(T0 + 0.2) == ids[:4]
+    assert d.ejections.counters.capped == 4
+    # once one is readmitted (backoff over, a healthy scrape since), the next failure may eject
+    _apply(d, ids[0], T0 + 1.5)
+    assert d.report(ids[7], "first_token_timeout", T0 + 1.6) == 1.0
+    assert d.ejected_ids(T0 + 1.7) == [*ids[1:4], ids[7]]
+
+
+def test_the_cap_counts_the_instances_of_the_failing_instances_model_only() -> None:
+    d = _fleet(["a-0", "a-1"], 0.5)
+    for iid in ("b-0", "b-1"):
+        d.apply(_state(iid, T0).model_copy(update={"model": "other"}), T0, T0_WALL.timestamp())
+    assert d.report("a-0", "upstream_connect", T0) == 1.0
+    assert d.report("a-1", "upstream_connect", T0) is None  # a-0 is out: a-1 must stay
+    assert d.report("b-0", "upstream_connect", T0) == 1.0  # the other model's pool has room
+    assert d.ejected_ids(T0 + 0.1) == ["a-0", "b-0"]
+
+
+def test_a_lone_instance_may_still_be_ejected() -> None:
+    d = _fleet([A], 0.1)
+    assert d.report(A, "upstream_connect", T0) == 1.0
+    assert d.ejected_ids(T0 + 0.1) == [A]
+
+
+def test_an_instance_whose_scrape_says_unhealthy_is_not_offered_whatever_the_cap() -> None:
+    d = _fleet([A, B], 0.5)
+    assert d.report(A, "upstream_connect", T0) == 1.0
+    assert d.report(B, "upstream_connect", T0) is None
+    _apply(d, B, T0 + 0.2, healthy=False)
+    assert _healthy(d, T0 + 0.3) == {A: False, B: False}

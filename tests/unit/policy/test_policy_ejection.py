@@ -63,6 +63,8 @@ def test_backoff_doubles_and_is_capped(policy: dict[str, float], levels: list[in
         {"multiplier": 0.5},
         {"reset_after_s": -1.0},
         {"consecutive_server_errors": 0},
+        {"max_ejected_fraction": 0.0},
+        {"max_ejected_fraction": 1.5},
     ],
 )
 def test_invalid_policies_are_refused(kw: dict[str, float]) -> None:
@@ -157,3 +159,25 @@ def test_forget_drops_the_state_and_the_count() -> None:
     assert not e.ejected(A, T0, None, True)
     assert e.status(A, T0).level == 0
     assert e.failure(A, FailureKind.CONNECT, T0 + 0.1) == 1.0  # a new instance under the same id
+
+
+@pytest.mark.parametrize(
+    ("fraction", "pool", "allowed"),
+    [(0.5, 1, 1), (0.5, 2, 1), (0.5, 8, 4), (0.5, 9, 4), (0.1, 8, 1), (0.3, 10, 3), (1.0, 8, 8)],
+)
+def test_the_cap_is_a_fraction_of_the_pool_but_at_least_one(fraction: float, pool: int, allowed: int) -> None:
+    assert EjectionPolicy(max_ejected_fraction=fraction).max_ejected(pool) == allowed
+
+
+def test_a_failure_the_cap_forbids_ejects_nothing_and_is_counted() -> None:
+    e = _ejections(consecutive_server_errors=2)
+    assert e.failure(A, FailureKind.TIMEOUT, T0, may_eject=False) is None
+    assert e.ejected_count() == 0 and e.counters.capped == 1 and e.counters.ejections == 0
+    # a 5xx below the run threshold would not eject anyway: not a capped failure
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0, may_eject=False) is None
+    assert e.counters.capped == 1
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0, may_eject=False) is None
+    assert e.counters.capped == 2
+    # the run is kept: once there is room, the next 5xx ejects
+    assert e.failure(A, FailureKind.SERVER_ERROR, T0 + 1.0) == 1.0
+    assert e.ejected_count() == 1

@@ -198,3 +198,26 @@ async def test_a_failing_policy_is_a_500_with_the_error_shape(service: RouterSer
         r = await client.post("/v1/route", json=route_body())
     assert "RuntimeError" in _assert_error(r, 500, "InternalServerError", None)
     assert service.dispatcher.inflight == 0
+
+
+async def test_failed_feedback_from_every_instance_ejects_no_more_than_the_cap(
+    client: httpx.AsyncClient, service: RouterService
+) -> None:
+    decisions = [(await client.post("/v1/route", json=route_body(request_id=f"f{k}"))).json() for k in range(2)]
+    assert {d["instance_id"] for d in decisions} == {"a", "b"}  # round-robin: one each
+    events = [
+        {
+            "decision_id": d["decision_id"],
+            "instance_id": d["instance_id"],
+            "kind": "failed",
+            "error": "upstream_connect",
+        }
+        for d in decisions
+    ]
+    assert (await client.post("/v1/feedback", json={"events": events})).json()["applied"] == 2
+    # two instances, at most half (at least one) ejected: the second failure is held back
+    assert (await client.get("/health")).json()["healthy_instances"] == 1
+    text = (await client.get("/metrics")).text
+    assert metric_value(text, "lodestar_router_ejections_total") == 1
+    assert metric_value(text, "lodestar_router_ejections_capped_total") == 1
+    assert metric_value(text, "lodestar_router_instances_ejected") == 1

@@ -56,6 +56,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         pytest.param({"instances": [{"instance_id": "a", "url": "u"}]}, "model", id="instance-without-model"),
         pytest.param({"port": 70000}, "less than or equal to 65535", id="port"),
+        pytest.param({"ejection_max_fraction": 0}, "ejection_max_fraction", id="eject-cap"),
     ],
 )
 def test_bad_settings(fields: dict[str, object], fragment: str) -> None:
