@@ -40,26 +40,30 @@ def shape(requests: Sequence[RequestSpec], shaping: Shaping) -> list[RequestSpec
     return out
 
 
+def window_rps(sent: Sequence[RequestSpec]) -> float | None:
+    """The mean rate of the requests sent; None for one request, or all at once."""
+    if len(sent) < 2 or sent[-1].arrival_s <= sent[0].arrival_s:
+        return None
+    return mean_rate_rps(sent)
+
+
 #: how far the sent window's own rate may be from ``--rate`` before the CLI says why
 RATE_NOTE_TOLERANCE = 0.25
 
 
-def window_rate_note(shaping: Shaping, sent: Sequence[RequestSpec]) -> str | None:
-    """Why the requests sent arrive at another rate than ``--rate`` asked for, or ``None``.
+def window_rate_note(rate_rps: float | None, window_rps: float | None) -> str | None:
+    """Why the requests sent arrive at ``window_rps`` rather than the ``--rate`` asked for, or ``None``.
 
     ``--rate`` rescales the whole workload (as ``lodestar sim --rate`` does), so a window of a
     real trace keeps the trace's own ups and downs: azure-conv's first minute is quieter than its
-    hour. Said when the window's rate is more than 25 % off."""
-    if shaping.rate_rps is None:
+    hour. Said when the window's rate is more than 25 % off; nothing without ``--rate`` or
+    without a window rate (one request, or all at once)."""
+    if rate_rps is None or window_rps is None:
         return None
-    try:
-        window_rps = mean_rate_rps(sent)
-    except ValueError:  # one request, or all at once: no rate to compare
-        return None
-    if abs(window_rps - shaping.rate_rps) <= RATE_NOTE_TOLERANCE * shaping.rate_rps:
+    if abs(window_rps - rate_rps) <= RATE_NOTE_TOLERANCE * rate_rps:
         return None
     return (
-        f"note: --rate {shaping.rate_rps:g} is the mean rate of the whole workload; the window sent "
-        f"arrives at {window_rps:.2f} req/s (the trace's own shape). For {shaping.rate_rps:g} req/s in this "
+        f"note: --rate {rate_rps:g} is the mean rate of the whole workload; the window sent "
+        f"arrives at {window_rps:.2f} req/s (the trace's own shape). For {rate_rps:g} req/s in this "
         f"window, scale by --speedup instead."
     )

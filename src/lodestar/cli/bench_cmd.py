@@ -104,13 +104,12 @@ def run(
     from lodestar.bench.client import ClientConfig, run_sends
     from lodestar.bench.payload import BodyOptions
     from lodestar.bench.plots import write_plots
-    from lodestar.bench.prepare import Shaping, shape, window_rate_note
+    from lodestar.bench.prepare import Shaping, shape, window_rate_note, window_rps
     from lodestar.bench.progress import ProgressObserver
     from lodestar.bench.report import print_report
     from lodestar.bench.results import build_run, write_json
     from lodestar.bench.schedule import TimeScale, plan_sends
     from lodestar.gc_tuning import freeze_startup_heap
-    from lodestar.workload.transform import mean_rate_rps
 
     if endpoint not in ("completions", "chat"):
         _fail(f"--endpoint {endpoint!r}: expected completions or chat")
@@ -124,8 +123,7 @@ def run(
             _fail(f"{name} must be > 0, got {value:g}")
     workload = _load(target)
     try:
-        shaping = Shaping(rate, speedup, duration, max_requests)
-        requests = shape(workload.requests, shaping)
+        requests = shape(workload.requests, Shaping(rate, speedup, duration, max_requests))
     except ValueError as exc:
         _fail(str(exc))
     if not requests:
@@ -142,14 +140,14 @@ def run(
         timeout_s=timeout,
     )
     sends = plan_sends(requests, urls, scale)
-    rps = mean_rate_rps(requests) if len(requests) > 1 and requests[-1].arrival_s > requests[0].arrival_s else None
+    rps = window_rps(requests)
     span = requests[-1].arrival_s - requests[0].arrival_s
     rate_text = f"at {rps:.2f} req/s " if rps else ""
     typer.echo(
         f"{len(requests)} requests of {workload.name} {rate_text}over {span:.1f} s → {', '.join(urls)} "
         f"({endpoint}, streaming, open loop)"
     )
-    note = window_rate_note(shaping, requests)
+    note = window_rate_note(rate, rps)
     if note:
         typer.echo(note)
     if scale.factor != 1.0:

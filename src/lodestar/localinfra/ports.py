@@ -47,11 +47,11 @@ def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> PortRange:
 
 
 def listen_range(ephemeral: PortRange) -> PortRange | None:
-    """Where to draw listening ports: below the ephemeral range, else above it, else nowhere."""
+    """Where to draw listening ports: below the ephemeral range, else above it, else nowhere
+    (a side needs ``MIN_ROOM`` ports)."""
     below = PortRange(LOWEST, ephemeral.low - 1)
     above = PortRange(max(LOWEST, ephemeral.high + 1), HIGHEST)
-    best = max(below, above, key=lambda r: r.size)
-    return best if best.size >= MIN_ROOM else None
+    return next((side for side in (below, above) if side.size >= MIN_ROOM), None)
 
 
 def _all_bindable(host: str, base: int, n: int) -> bool:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from lodestar.bench.client import SendResult
-from lodestar.bench.prepare import Shaping, shape, window_rate_note
+from lodestar.bench.prepare import Shaping, shape, window_rate_note, window_rps
 from lodestar.bench.results import to_records
 from lodestar.bench.schedule import LagStats, Send, TimeScale, plan_sends
 from lodestar.bench.sse import StreamOutcome
@@ -158,7 +158,7 @@ def burst_then_quiet() -> list[RequestSpec]:
 def test_a_window_quieter_or_busier_than_the_rate_says_why() -> None:
     busy = Shaping(rate_rps=1.0, duration_s=3.0)
     sent = shape(burst_then_quiet(), busy)
-    note = window_rate_note(busy, sent)
+    note = window_rate_note(busy.rate_rps, window_rps(sent))
     assert note is not None and note.startswith("note: --rate 1 is the mean rate of the whole workload")
     assert f"arrives at {len(sent) / (sent[-1].arrival_s - sent[0].arrival_s):.2f} req/s" in note
 
@@ -173,4 +173,4 @@ def test_a_window_quieter_or_busier_than_the_rate_says_why() -> None:
     ],
 )
 def test_no_note_when_the_window_runs_at_the_rate(shaping: Shaping) -> None:
-    assert window_rate_note(shaping, shape(stream(10, 1.0), shaping)) is None
+    assert window_rate_note(shaping.rate_rps, window_rps(shape(stream(10, 1.0), shaping))) is None
