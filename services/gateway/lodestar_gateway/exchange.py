@@ -114,6 +114,7 @@ class Exchange(AsgiResponse):
         self._client_gone = False
         self._route: Route | None = None
         self._sent_at = 0.0  # loop time the upstream request was sent
+        self._sent_mono = 0.0  # time.monotonic() then (the fleet's clock)
         self._route_s = 0.0  # spent deciding, every attempt
         self._upstream_s = 0.0  # perf_counter when the latest attempt's upstream request was issued
 
@@ -249,6 +250,7 @@ class Exchange(AsgiResponse):
         url = route.url.rstrip("/") + self.parsed.path
         headers = {**proxy.upstream_headers, "x-request-id": self.request_id}
         self._sent_at = asyncio.get_running_loop().time()
+        self._sent_mono = time.monotonic()
         self._upstream_s = time.perf_counter()
         whole = not self.parsed.stream and s.response_timeout_s < s.first_token_timeout_s
         try:
@@ -274,9 +276,13 @@ class Exchange(AsgiResponse):
             outcome = Outcome(self.request_id, route.instance_id, self.m.prompt_tokens, 0, None, None, 0.0, kind)
             proxy.routing.policy.on_outcome(outcome, now)
 
-    def _report(self, instance_id: str, error_class: str | None, now: float) -> None:
-        """Outlier ejection: a failure that blames the instance ejects it for a backoff."""
-        backoff = self.proxy.fleet.report(instance_id, error_class, now)
+    def _report(
+        self, instance_id: str, error_class: str | None, now: float, silent_since_s: float | None = None
+    ) -> None:
+        """Outlier ejection: a failure that blames the instance ejects it for a backoff (not a
+        deadline missed by an attempt that received nothing since ``silent_since_s`` while the
+        instance served others: that is queueing)."""
+        backoff = self.proxy.fleet.report(instance_id, error_class, now, silent_since_s)
         if backoff is not None:
             log.warning(
                 "instance_ejected", request_id=self.request_id, instance_id=instance_id, error_class=error_class,
@@ -356,6 +362,7 @@ class Exchange(AsgiResponse):
         m.first_token_s = at_s
         now = time.monotonic()
         proxy.fleet.on_first_token(self.request_id, now)
+        proxy.fleet.progress(route.instance_id, now)
         if route.via_router:
             if proxy.feedback is not None:
                 proxy.feedback(first_token_feedback(m, route.instance_id))
@@ -370,7 +377,8 @@ class Exchange(AsgiResponse):
         now = time.monotonic()
         if route is not None:
             proxy.fleet.on_finish(self.request_id, now)
-            self._report(route.instance_id, None if m.status == "ok" else m.error_class, now)
+            silent_since = self._sent_mono if m.first_token_s is None else None
+            self._report(route.instance_id, None if m.status == "ok" else m.error_class, now, silent_since)
             if route.via_router:
                 if proxy.feedback is not None:
                     proxy.feedback(final_feedback(m, route.instance_id))

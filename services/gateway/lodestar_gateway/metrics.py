@@ -46,6 +46,7 @@ class Snapshot:
     ejections: int = 0
     readmissions: int = 0
     ejections_capped: int = 0
+    ejections_spared: int = 0
     instances_ejected: int = 0
 
 
@@ -115,6 +116,11 @@ class _SnapshotCollector(Collector):
             "lodestar_gateway_ejections_capped",
             "Failures that ejected nothing: the model's instances had as many ejected as allowed",
             value=s.ejections_capped,
+        )
+        yield CounterMetricFamily(
+            "lodestar_gateway_ejections_spared",
+            "First-token deadlines missed while the instance served others: queueing, not failure (no ejection)",
+            value=s.ejections_spared,
         )
         yield GaugeMetricFamily(
             "lodestar_gateway_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",

@@ -200,6 +200,7 @@ class GatewayService:
             ejections=self.fleet.ejections.counters.ejections,
             readmissions=self.fleet.ejections.counters.readmissions,
             ejections_capped=self.fleet.ejections.counters.capped,
+            ejections_spared=self.fleet.ejections.counters.spared,
             instances_ejected=self.fleet.ejections.ejected_count(),
         )
 

@@ -164,18 +164,21 @@ class Dispatcher:
                 if not routed.first_token:
                     routed.first_token = True
                     fleet.on_first_token(fb.decision_id, now_s)
+                    self.directory.progress(fb.instance_id, now_s)
                     routed.policy.on_first_token(fb.decision_id, fb.instance_id, now_s)
                 continue
             del self._routed[fb.decision_id]
             fleet.on_finish(fb.decision_id, now_s)
-            self._report(fb, now_s)
+            self._report(fb, now_s, None if routed.first_token else routed.at_s)
             routed.policy.on_outcome(outcome_of(fb, routed.prompt_tokens, now_s - routed.at_s), now_s)
         return FeedbackResult(applied, unknown, mismatched)
 
-    def _report(self, fb: Feedback, now_s: float) -> None:
-        """Outlier ejection: the gateway's verdict on the attempt, into the shared directory."""
+    def _report(self, fb: Feedback, now_s: float, silent_since_s: float | None) -> None:
+        """Outlier ejection: the gateway's verdict on the attempt, into the shared directory.
+        ``silent_since_s``: when the request was routed, if no first token was reported for it
+        (a deadline it missed while the instance served others is queueing, not failure)."""
         error = None if fb.kind == "finished" else (fb.error or fb.kind)
-        backoff = self.directory.report(fb.instance_id, error, now_s)
+        backoff = self.directory.report(fb.instance_id, error, now_s, silent_since_s)
         if backoff is not None:
             log.warning("instance_ejected", instance_id=fb.instance_id, error=error, backoff_s=backoff)
 

@@ -45,6 +45,7 @@ class Snapshot:
     ejections: int = 0
     readmissions: int = 0
     ejections_capped: int = 0
+    ejections_spared: int = 0
     instances_ejected: int = 0
 
 
@@ -128,6 +129,11 @@ class _SnapshotCollector(Collector):
             "lodestar_router_ejections_capped",
             "Failures that ejected nothing: the model's instances had as many ejected as allowed",
             value=s.ejections_capped,
+        )
+        yield CounterMetricFamily(
+            "lodestar_router_ejections_spared",
+            "First-token deadlines missed while the instance served others: queueing, not failure (no ejection)",
+            value=s.ejections_spared,
         )
         yield GaugeMetricFamily(
             "lodestar_router_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",

@@ -137,6 +137,7 @@ class RouterService:
             ejections=self.directory.ejections.counters.ejections,
             readmissions=self.directory.ejections.counters.readmissions,
             ejections_capped=self.directory.ejections.counters.capped,
+            ejections_spared=self.directory.ejections.counters.spared,
             instances_ejected=self.directory.ejections.ejected_count(),
         )
 

@@ -185,21 +185,32 @@ class InstanceDirectory:
             self.ejections.forget(iid)
         return gone
 
-    def report(self, instance_id: str, error_class: str | None, now_s: float) -> float | None:
+    def report(
+        self, instance_id: str, error_class: str | None, now_s: float, silent_since_s: float | None = None
+    ) -> float | None:
         """The end of one attempt on ``instance_id``: ``error_class`` None for a success, else
         the gateway's error class (``RequestOutcome.error_class``). Returns the ejection
         backoff in seconds if this failure ejects the instance now, else None. Unknown
         instances and errors that do not blame the instance change nothing; nor does a failure
-        while the model's instances have as many ejected as the policy allows (counted)."""
+        while the model's instances have as many ejected as the policy allows (counted), nor
+        a deadline missed by an attempt that received nothing since ``silent_since_s`` (when
+        it was sent) while the instance made progress (counted; :mod:`~lodestar.policy.ejection`)."""
         if instance_id not in self._entries:
             return None
         if error_class is None:
-            self.ejections.success(instance_id)
+            self.ejections.success(instance_id, now_s)
             return None
         kind = classify(error_class)
         if kind is None:
             return None
-        return self.ejections.failure(instance_id, kind, now_s, may_eject=self._room_to_eject(instance_id, now_s))
+        return self.ejections.failure(
+            instance_id, kind, now_s, may_eject=self._room_to_eject(instance_id, now_s), silent_since_s=silent_since_s
+        )
+
+    def progress(self, instance_id: str, now_s: float) -> None:
+        """Some request on ``instance_id`` received its first token at ``now_s``."""
+        if instance_id in self._entries:
+            self.ejections.progress(instance_id, now_s)
 
     def _room_to_eject(self, instance_id: str, now_s: float) -> bool:
         """Whether the instances serving ``instance_id``'s model have fewer ejected than they may."""

@@ -23,6 +23,13 @@ answers eject after ``consecutive_server_errors`` of them without a success in b
 4xx, client cancellations — is no evidence against the instance. Failures reported while an
 instance is ejected (requests that were already in flight) change nothing.
 
+A deadline missed by a request that received nothing at all (``silent_since_s``: when it was
+sent) is no evidence either if the instance made *progress* after that moment — sent another
+request its first token, or finished one (:meth:`Ejections.progress`, :meth:`Ejections.success`).
+Such an instance is queueing more than the deadline allows, not failing: a hung engine serves
+nobody, an overloaded one serves others while this request waits. Ejecting it would take
+capacity away exactly when it is short. These timeouts are counted (``spared``).
+
 The gateway (its own failures) and the router (the gateway's ``failed`` feedback) each keep one
 :class:`Ejections`, inside their :class:`~lodestar.policy.directory.InstanceDirectory`.
 Times are host monotonic seconds. Pure and event-loop only (not thread-safe).
@@ -110,6 +117,7 @@ class _Record:
     readmitted_at_s: float | None = None
     server_errors: int = 0  # consecutive 5xx since the last success or ejection
     reason: str = ""
+    progress_s: float | None = None  # the latest first token or success of any request on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +138,11 @@ class EjectionCounters:
     readmissions: int = 0
     ignored_while_ejected: int = 0
     capped: int = 0  # failures that would have ejected an instance beyond max_ejected_fraction
+    spared: int = 0  # deadlines missed while the instance served other requests (queueing)
 
 
 class Ejections:
-    """Ejection state of every instance that ever failed. See the module docstring."""
+    """Ejection state of every instance that ever failed or made progress. See the module docstring."""
 
     def __init__(self, policy: EjectionPolicy | None = None) -> None:
         self.policy = policy or EjectionPolicy()
@@ -141,15 +150,31 @@ class Ejections:
         self._records: dict[str, _Record] = {}
         self._n_ejected = 0
 
-    def failure(self, instance_id: str, kind: FailureKind, now_s: float, may_eject: bool = True) -> float | None:
+    def failure(
+        self,
+        instance_id: str,
+        kind: FailureKind,
+        now_s: float,
+        may_eject: bool = True,
+        silent_since_s: float | None = None,
+    ) -> float | None:
         """Count one failure of ``kind``; the backoff in seconds if it ejects the instance now,
-        else None (below the 5xx threshold, already ejected, or ``may_eject`` False: its pool
-        has as many ejected as it may)."""
-        rec = self._records.get(instance_id)
-        if rec is None:
-            rec = self._records[instance_id] = _Record()
+        else None (below the 5xx threshold, already ejected, ``may_eject`` False: its pool
+        has as many ejected as it may, or a deadline missed while the instance made progress).
+
+        ``silent_since_s``: for a request that received nothing from the instance, when it was
+        sent (None if it received something, or if unknown)."""
+        rec = self._record(instance_id)
         if rec.ejected_at_s is not None:
             self.counters.ignored_while_ejected += 1
+            return None
+        if (
+            kind is FailureKind.TIMEOUT
+            and silent_since_s is not None
+            and rec.progress_s is not None
+            and rec.progress_s > silent_since_s
+        ):
+            self.counters.spared += 1
             return None
         if kind is FailureKind.SERVER_ERROR:
             rec.server_errors += 1
@@ -169,11 +194,23 @@ class Ejections:
         self._n_ejected += 1
         return backoff
 
-    def success(self, instance_id: str) -> None:
-        """A request served: the run of 5xx answers (if any) is broken."""
+    def success(self, instance_id: str, now_s: float) -> None:
+        """A request served at ``now_s``: the run of 5xx answers (if any) is broken, and the
+        instance made progress."""
+        self._record(instance_id).server_errors = 0
+        self.progress(instance_id, now_s)
+
+    def progress(self, instance_id: str, now_s: float) -> None:
+        """The instance sent some request its first token (or finished one) at ``now_s``."""
+        rec = self._record(instance_id)
+        if rec.progress_s is None or now_s > rec.progress_s:
+            rec.progress_s = now_s
+
+    def _record(self, instance_id: str) -> _Record:
         rec = self._records.get(instance_id)
-        if rec is not None:
-            rec.server_errors = 0
+        if rec is None:
+            rec = self._records[instance_id] = _Record()
+        return rec
 
     def ejected(self, instance_id: str, now_s: float, scraped_at_s: float | None, scraped_healthy: bool) -> bool:
         """Whether ``instance_id`` is ejected at ``now_s``, readmitting it if it may be.

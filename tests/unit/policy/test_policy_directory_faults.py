@@ -223,3 +223,35 @@ def test_an_instance_whose_scrape_says_unhealthy_is_not_offered_whatever_the_cap
     assert d.report(B, "upstream_connect", T0) is None
     _apply(d, B, T0 + 0.2, healthy=False)
     assert _healthy(d, T0 + 0.3) == {A: False, B: False}
+
+
+def test_an_overloaded_fleet_serving_others_loses_no_instance_to_first_token_timeouts() -> None:
+    """Every instance queues past the first-token deadline but keeps serving: a first token or
+    a finished request on each after the timed-out requests were sent. Nothing is ejected."""
+    ids = [f"h100-{k}" for k in range(8)]
+    d = _fleet(ids, 0.5)
+    for k, iid in enumerate(ids):
+        if k % 2:
+            d.progress(iid, T0 + 60.0)  # another request's first token
+        else:
+            assert d.report(iid, None, T0 + 60.0) is None  # another request finished
+    backoffs = [d.report(iid, "first_token_timeout", T0 + 120.0, silent_since_s=T0) for iid in ids]
+    assert backoffs == [None] * 8
+    assert d.ejected_ids(T0 + 120.0) == []
+    assert d.ejections.counters.spared == 8 and d.ejections.counters.capped == 0
+
+
+def test_a_hung_instance_is_ejected_while_its_busy_neighbour_is_spared() -> None:
+    d = _fleet([A, B], 1.0)
+    d.progress(A, T0 - 1.0)  # A's last first token came before the request was sent: hung since
+    d.progress(B, T0 + 5.0)
+    assert d.report(A, "first_token_timeout", T0 + 120.0, silent_since_s=T0) == 1.0
+    assert d.report(B, "first_token_timeout", T0 + 120.0, silent_since_s=T0) is None
+    assert d.ejected_ids(T0 + 120.0) == [A]
+
+
+def test_progress_of_an_unknown_instance_changes_nothing() -> None:
+    d = _directory()
+    d.progress("nobody", T0)
+    assert d.report("nobody", "first_token_timeout", T0 + 1.0, silent_since_s=T0 - 1.0) is None
+    assert d.ejections.counters.spared == 0

@@ -140,14 +140,14 @@ def test_server_errors_eject_after_a_run_that_a_success_breaks() -> None:
     e = _ejections(consecutive_server_errors=3)
     assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
     assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
-    e.success(A)
+    e.success(A, T0)
     assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
     assert e.failure(A, FailureKind.SERVER_ERROR, T0) is None
     assert not e.ejected(A, T0, T0, True)
     assert e.failure(A, FailureKind.SERVER_ERROR, T0) == 1.0
     assert e.ejected(A, T0, T0, True)
     assert e.status(A, T0).reason == "server_error"
-    e.success("never-failed")  # harmless
+    e.success("never-failed", T0)  # harmless
 
 
 def test_forget_drops_the_state_and_the_count() -> None:
@@ -181,3 +181,55 @@ def test_a_failure_the_cap_forbids_ejects_nothing_and_is_counted() -> None:
     # the run is kept: once there is room, the next 5xx ejects
     assert e.failure(A, FailureKind.SERVER_ERROR, T0 + 1.0) == 1.0
     assert e.ejected_count() == 1
+
+
+# --- deadlines missed while the instance made progress ---------------------------------------
+
+
+def test_a_silent_timeout_spares_an_instance_that_served_others_after_it_was_sent() -> None:
+    e = _ejections()
+    e.progress(A, T0 + 1.0)  # another request's first token, after ours was sent at T0
+    assert e.failure(A, FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0) is None
+    assert not e.ejected(A, T0 + 120.0, None, True)
+    assert e.counters.spared == 1 and e.counters.ejections == 0
+
+
+def test_a_success_after_the_send_is_progress_too() -> None:
+    e = _ejections()
+    e.success(A, T0 + 3.0)
+    assert e.failure(A, FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0) is None
+    assert e.counters.spared == 1
+
+
+def test_a_silent_timeout_ejects_an_instance_that_served_nobody_since() -> None:
+    """A hung engine: its last progress was before the request was sent (or there was none)."""
+    e = _ejections()
+    e.progress(A, T0 - 5.0)
+    assert e.failure(A, FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0) == 1.0
+    assert e.failure("never-served", FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0) == 1.0
+    assert e.counters.spared == 0 and e.counters.ejections == 2
+
+
+def test_progress_only_spares_silent_timeouts() -> None:
+    """A timeout after the request received something (an idle deadline: silent_since_s None)
+    and every other failure kind still eject an instance that serves others."""
+    e = _ejections(consecutive_server_errors=1)
+    for iid, kind, silent_since in [
+        ("i-idle", FailureKind.TIMEOUT, None),
+        ("i-connect", FailureKind.CONNECT, T0),
+        ("i-broken", FailureKind.BROKEN, T0),
+        ("i-5xx", FailureKind.SERVER_ERROR, T0),
+    ]:
+        e.progress(iid, T0 + 1.0)
+        assert e.failure(iid, kind, T0 + 120.0, silent_since_s=silent_since) == 1.0, iid
+    assert e.counters.spared == 0
+
+
+def test_progress_keeps_the_latest_time() -> None:
+    e = _ejections()
+    e.progress(A, T0 + 10.0)
+    e.progress(A, T0 + 2.0)  # reported late: does not move progress back
+    assert e.failure(A, FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0 + 5.0) is None
+    # progress exactly at the send is not after it
+    e.progress("b", T0)
+    assert e.failure("b", FailureKind.TIMEOUT, T0 + 120.0, silent_since_s=T0) == 1.0

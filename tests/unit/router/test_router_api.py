@@ -4,7 +4,9 @@ OpenAI error shape of every failure."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -221,3 +223,30 @@ async def test_failed_feedback_from_every_instance_ejects_no_more_than_the_cap(
     assert metric_value(text, "lodestar_router_ejections_total") == 1
     assert metric_value(text, "lodestar_router_ejections_capped_total") == 1
     assert metric_value(text, "lodestar_router_instances_ejected") == 1
+
+
+async def test_a_first_token_timeout_on_an_instance_serving_others_ejects_nothing(
+    client: httpx.AsyncClient, service: RouterService
+) -> None:
+    """Queueing, not failure: after ``late`` was routed to an instance, another request on it
+    got its first token; ``late`` then misses its first-token deadline. A request that got its
+    own first token and then timed out (an idle deadline) still ejects."""
+    routed = [(await client.post("/v1/route", json=route_body(request_id=f"q{k}"))).json() for k in range(4)]
+    on_a = [d for d in routed if d["instance_id"] == "a"]
+    on_b = [d for d in routed if d["instance_id"] == "b"]
+    assert len(on_a) == len(on_b) == 2  # round-robin
+
+    def fb(d: dict[str, Any], kind: str, error: str | None = None) -> dict[str, Any]:
+        return {"decision_id": d["decision_id"], "instance_id": d["instance_id"], "kind": kind, "error": error}
+
+    events = [
+        fb(on_a[0], "first_token"),  # a serves its first request after the second was routed
+        fb(on_a[1], "failed", "first_token_timeout"),  # spared
+        fb(on_b[0], "first_token"),
+        fb(on_b[0], "failed", "idle_timeout"),  # it had its first token: ejects
+    ]
+    assert (await client.post("/v1/feedback", json={"events": events})).json()["applied"] == 4
+    text = (await client.get("/metrics")).text
+    assert metric_value(text, "lodestar_router_ejections_spared_total") == 1
+    assert metric_value(text, "lodestar_router_ejections_total") == 1
+    assert service.directory.ejected_ids(time.monotonic()) == ["b"]
