@@ -194,7 +194,10 @@ class InstanceDirectory:
         instances and errors that do not blame the instance change nothing; nor does a failure
         while the model's instances have as many ejected as the policy allows (counted), nor
         a deadline missed by an attempt that received nothing since ``silent_since_s`` (when
-        it was sent) while the instance made progress (counted; :mod:`~lodestar.policy.ejection`)."""
+        it was sent) while the instance made progress (counted; :mod:`~lodestar.policy.ejection`),
+        nor a non-streamed request's whole-response deadline missed after tokens came
+        (``silent_since_s`` None): the idle deadline guards against silence, this one against
+        length."""
         if instance_id not in self._entries:
             return None
         if error_class is None:
@@ -203,6 +206,8 @@ class InstanceDirectory:
         kind = classify(error_class)
         if kind is None:
             return None
+        if error_class == "response_timeout" and silent_since_s is None:
+            return None  # tokens flowed (else the idle deadline had fired): a long answer, not a fault
         return self.ejections.failure(
             instance_id, kind, now_s, may_eject=self._room_to_eject(instance_id, now_s), silent_since_s=silent_since_s
         )

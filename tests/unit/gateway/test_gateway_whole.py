@@ -6,6 +6,7 @@ sending fixed SSE bytes) for stream contents the emulator never sends."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -91,6 +92,7 @@ async def test_deadlines_of_whole_answers_are_504(
         assert r.status_code == 504 and deadline in r.json()["error"]["message"]
         out = await gw.outcome(r.headers["x-request-id"])
     assert out.error_class == deadline
+    assert gw.core.proxy.fleet.ejected_ids(time.monotonic()) == [out.instance_id]  # it served nobody
 
 
 async def test_the_response_deadline_also_bounds_a_slow_stream(emulated: EmulatedFleet) -> None:
@@ -106,6 +108,8 @@ async def test_the_response_deadline_also_bounds_a_slow_stream(emulated: Emulate
         assert r.status_code == 504 and "response_timeout" in r.json()["error"]["message"]
         out = await gw.outcome(r.headers["x-request-id"])
     assert out.error_class == "response_timeout" and out.ttft_s is not None
+    # a long answer, not a failing instance: the idle deadline would have caught silence
+    assert gw.core.proxy.fleet.ejections.counters.ejections == 0
 
 
 # --- a scripted engine: SSE bytes the emulator never sends ------------------------------------

@@ -255,3 +255,13 @@ def test_progress_of_an_unknown_instance_changes_nothing() -> None:
     d.progress("nobody", T0)
     assert d.report("nobody", "first_token_timeout", T0 + 1.0, silent_since_s=T0 - 1.0) is None
     assert d.ejections.counters.spared == 0
+
+
+def test_a_whole_response_deadline_missed_while_tokens_flowed_ejects_nothing() -> None:
+    """A long non-streamed answer: tokens came (no ``silent_since_s``) and the idle deadline never
+    fired; only the response deadline did. That is the answer's length, not the instance."""
+    d = _directory()
+    assert d.report(A, "response_timeout", T0 + 600.0) is None
+    assert d.ejected_ids(T0 + 600.0) == [] and d.ejections.counters.ejections == 0
+    # with nothing received since it was sent, and no progress on the instance, it ejects
+    assert d.report(B, "response_timeout", T0 + 600.0, silent_since_s=T0) == 1.0
