@@ -28,7 +28,10 @@ sent) is no evidence either if the instance made *progress* after that moment â€
 request its first token, or finished one (:meth:`Ejections.progress`, :meth:`Ejections.success`).
 Such an instance is queueing more than the deadline allows, not failing: a hung engine serves
 nobody, an overloaded one serves others while this request waits. Ejecting it would take
-capacity away exactly when it is short. These timeouts are counted (``spared``).
+capacity away exactly when it is short. These timeouts are counted (``spared``). A
+non-streamed request's whole-response deadline missed after tokens came is no evidence at all,
+and the directory does not pass it on (:meth:`~lodestar.policy.directory.InstanceDirectory.report`):
+tokens flowed, so the answer was long, not the instance silent.
 
 The gateway (its own failures) and the router (the gateway's ``failed`` feedback) each keep one
 :class:`Ejections`, inside their :class:`~lodestar.policy.directory.InstanceDirectory`.

@@ -30,7 +30,7 @@ from lodestar_schemas.events import Event
 pytestmark = pytest.mark.timeout(60)
 
 CHAT = "/v1/chat/completions"
-SLOWDOWN = 40.0  # the A10G's ~25 ms first token of a short prompt takes ~1 s
+SLOWDOWN = 40.0  # the first token of a short prompt takes over a second (1.5 s measured)
 TIMEOUT_S = 3.0  # the gateway's first-token deadline
 
 
@@ -53,7 +53,7 @@ def _body(max_tokens: int, text: str) -> dict[str, Any]:
 
 
 async def _first_request_then_a_queued_one(gateway_url: str) -> httpx.Response:
-    """A long stream starts; 0.2 s later (before its first token, which takes ~1 s) a second
+    """A long stream starts; 0.2 s later (before its first token, over a second away) a second
     request queues behind it and misses the first-token deadline. Returns the second one's
     response once the first has sent a token."""
     async with httpx.AsyncClient(timeout=30) as client:
