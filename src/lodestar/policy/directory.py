@@ -203,11 +203,9 @@ class InstanceDirectory:
         if error_class is None:
             self.ejections.success(instance_id, now_s)
             return None
-        kind = classify(error_class)
+        kind = classify(error_class, tokens_came=silent_since_s is None)
         if kind is None:
             return None
-        if error_class == "response_timeout" and silent_since_s is None:
-            return None  # tokens flowed (else the idle deadline had fired): a long answer, not a fault
         return self.ejections.failure(
             instance_id, kind, now_s, may_eject=self._room_to_eject(instance_id, now_s), silent_since_s=silent_since_s
         )

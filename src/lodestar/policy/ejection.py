@@ -29,9 +29,9 @@ request its first token, or finished one (:meth:`Ejections.progress`, :meth:`Eje
 Such an instance is queueing more than the deadline allows, not failing: a hung engine serves
 nobody, an overloaded one serves others while this request waits. Ejecting it would take
 capacity away exactly when it is short. These timeouts are counted (``spared``). A
-non-streamed request's whole-response deadline missed after tokens came is no evidence at all,
-and the directory does not pass it on (:meth:`~lodestar.policy.directory.InstanceDirectory.report`):
-tokens flowed, so the answer was long, not the instance silent.
+non-streamed request's whole-response deadline missed after tokens came is no evidence at all
+(:func:`classify` with ``tokens_came``): tokens flowed, so the answer was long, not the
+instance silent.
 
 The gateway (its own failures) and the router (the gateway's ``failed`` feedback) each keep one
 :class:`Ejections`, inside their :class:`~lodestar.policy.directory.InstanceDirectory`.
@@ -66,10 +66,16 @@ _KINDS: dict[str, FailureKind] = {
 _UPSTREAM_5XX = re.compile(r"upstream_5\d\d")
 
 
-def classify(error_class: str | None) -> FailureKind | None:
+#: Deadlines that only bound an answer's length: missed after tokens came, they blame nobody
+#: (tokens flowed, or the idle deadline had fired first).
+_LENGTH_DEADLINES = frozenset({"response_timeout"})
+
+
+def classify(error_class: str | None, tokens_came: bool = False) -> FailureKind | None:
     """The failure kind of a gateway error class; None for success and for errors that are
-    no evidence against the instance (4xx, cancellations, the gateway's own faults)."""
-    if error_class is None:
+    no evidence against the instance (4xx, cancellations, the gateway's own faults, and a
+    whole-response deadline missed while ``tokens_came``)."""
+    if error_class is None or (tokens_came and error_class in _LENGTH_DEADLINES):
         return None
     kind = _KINDS.get(error_class)
     if kind is None and _UPSTREAM_5XX.fullmatch(error_class):
@@ -120,7 +126,7 @@ class _Record:
     readmitted_at_s: float | None = None
     server_errors: int = 0  # consecutive 5xx since the last success or ejection
     reason: str = ""
-    progress_s: float | None = None  # the latest first token or success of any request on it
+    progress_s: float = -math.inf  # the latest first token or success of any request on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +177,7 @@ class Ejections:
         if rec.ejected_at_s is not None:
             self.counters.ignored_while_ejected += 1
             return None
-        if (
-            kind is FailureKind.TIMEOUT
-            and silent_since_s is not None
-            and rec.progress_s is not None
-            and rec.progress_s > silent_since_s
-        ):
+        if kind is FailureKind.TIMEOUT and silent_since_s is not None and rec.progress_s > silent_since_s:
             self.counters.spared += 1
             return None
         if kind is FailureKind.SERVER_ERROR:
@@ -206,8 +207,7 @@ class Ejections:
     def progress(self, instance_id: str, now_s: float) -> None:
         """The instance sent some request its first token (or finished one) at ``now_s``."""
         rec = self._record(instance_id)
-        if rec.progress_s is None or now_s > rec.progress_s:
-            rec.progress_s = now_s
+        rec.progress_s = max(rec.progress_s, now_s)
 
     def _record(self, instance_id: str) -> _Record:
         rec = self._records.get(instance_id)

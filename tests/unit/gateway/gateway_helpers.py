@@ -1,5 +1,6 @@
 """A gateway in this test's event loop on a real socket (no broker: outcome events are
-collected from the gateway's publish hook), and helpers for emulated instances."""
+collected from the gateway's publish hook), and helpers for emulated instances and for a
+router dispatcher embedded in the gateway."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ import httpx
 
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.localinfra.ports import free_port
+from lodestar.policy.contracts import Policy
+from lodestar.policy.directory import InstanceDirectory
+from lodestar.policy.fleet import FleetState
 from lodestar.serving import ApiServer, bind_socket
 from lodestar_gateway.api import Health, build_app
 from lodestar_gateway.service import Core, build_core
 from lodestar_gateway.settings import GatewaySettings
 from lodestar_router.dispatch import Dispatcher
+from lodestar_router.metrics import RouterMetrics
+from lodestar_router.model_updates import ModelStore
+from lodestar_router.service import policy_builder
 from lodestar_schemas.events import Event, RequestOutcome
 
 MODEL = "llama-3-8b"
@@ -115,3 +122,20 @@ async def running_gateway(embedded: Dispatcher | None = None, **settings: Any) -
             await core.feedback.close(0.5)
         await proxy.upstream.aclose()
         await core.router_http.aclose()
+
+
+def dispatcher_over(
+    fleet: EmulatedFleet, events: list[Event], policy: Policy | None = None, model: str = MODEL
+) -> Dispatcher:
+    """A router dispatcher over ``fleet``'s instances (round-robin unless ``policy``), its
+    decision events into ``events``: to embed in :func:`running_gateway`."""
+    directory = InstanceDirectory(FleetState(), 2.0, 30.0)
+    for inst in static_instances(fleet):
+        directory.add_static(inst["instance_id"], inst["url"], model)
+
+    def publish(event: Event) -> bool:
+        events.append(event)
+        return True
+
+    chosen = policy or policy_builder(0)("round-robin")  # not the gateway's fallback (least-request)
+    return Dispatcher(directory, chosen, ModelStore(), RouterMetrics(), publish, defer=None)

@@ -9,20 +9,15 @@ from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
-from gateway_helpers import MODEL, running_gateway, static_instances
+from gateway_helpers import MODEL, dispatcher_over, running_gateway, static_instances
 
 from lodestar.bench.client import ClientConfig, run_sends
 from lodestar.bench.results import to_records
 from lodestar.bench.schedule import TimeScale, plan_sends
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.policy.contracts import Decision, InstanceView, Policy, RequestView
-from lodestar.policy.directory import InstanceDirectory
-from lodestar.policy.fleet import FleetState
 from lodestar.workload.request import Prompt, RequestSpec
 from lodestar_gateway.embedded import defer_past_the_upstream_write
-from lodestar_router.dispatch import Dispatcher
-from lodestar_router.metrics import RouterMetrics
-from lodestar_router.model_updates import ModelStore
 from lodestar_router.service import policy_builder
 from lodestar_schemas.events import Event, RouteDecision
 
@@ -38,21 +33,6 @@ class BrokenPolicy(Policy):
 
     def decide(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> Decision:
         raise ZeroDivisionError("bug in a plugin")
-
-
-def dispatcher_over(
-    fleet: EmulatedFleet, events: list[Event], policy: Policy | None = None, model: str = MODEL
-) -> Dispatcher:
-    directory = InstanceDirectory(FleetState(), 2.0, 30.0)
-    for inst in static_instances(fleet):
-        directory.add_static(inst["instance_id"], inst["url"], model)
-
-    def publish(event: Event) -> bool:
-        events.append(event)
-        return True
-
-    chosen = policy or policy_builder(0)("round-robin")  # not the gateway's fallback (least-request)
-    return Dispatcher(directory, chosen, ModelStore(), RouterMetrics(), publish, defer=None)
 
 
 def route_count(metrics_text: str, result: str) -> float:

@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from gateway_helpers import MODEL, running_gateway, static_instances
-from test_gateway_embedded import dispatcher_over
+from gateway_helpers import MODEL, dispatcher_over, running_gateway, static_instances
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import ClusterSpec, InstanceGroup

@@ -41,6 +41,13 @@ def test_classify(error_class: str | None, kind: FailureKind | None) -> None:
     assert classify(error_class) is kind
 
 
+def test_a_whole_response_deadline_after_tokens_blames_nobody() -> None:
+    assert classify("response_timeout", tokens_came=True) is None
+    assert classify("response_timeout", tokens_came=False) is FailureKind.TIMEOUT
+    for silence in ("idle_timeout", "first_token_timeout"):  # silence still blames the instance
+        assert classify(silence, tokens_came=True) is FailureKind.TIMEOUT
+
+
 @pytest.mark.parametrize(
     ("policy", "levels", "expected_s"),
     [
