@@ -23,7 +23,8 @@ processes; the gateway uses uvloop + httptools (``uvicorn[standard]``), the clie
    A difference of two P99s of a few hundred requests swings with the instance's own tail, so
    for Lodestar's paths the gateway's own time before the upstream request (the ``gateway``
    entry of its ``Server-Timing`` header) is reported beside it, per request, without the
-   hops.
+   hops, with its two parts that are Lodestar's own work: reading and parsing the request
+   (``parse``: validation, tokenising, hashing) and deciding (``route``).
 2. ``streams``: for each path, N streams opened at ``--ramp-per-s`` (levels from ``--streams``,
    ascending, stopping after the first level with an error), each asking for
    ``--stream-tokens`` tokens from an emulated ``homo-h100x8`` fleet (8 instances: 2,048
@@ -277,10 +278,12 @@ def _request(port: int, body: bytes) -> bytes:
 _SERVER_TIMING = re.compile(rb"\r\nserver-timing:([^\r]*)", re.IGNORECASE)
 
 
-async def one_ttft(port: int, body: bytes) -> tuple[float, float | None]:
+async def one_ttft(port: int, body: bytes) -> tuple[float, dict[str, float]]:
     """Seconds from writing the request to reading the first content token (raw socket), and
-    the ``gateway`` duration (ms) of the answer's ``Server-Timing`` header: Lodestar's gateway
-    names its own time before the upstream request there (None from other servers)."""
+    the durations (ms) of the answer's ``Server-Timing`` header by name: Lodestar's gateway
+    says there its own time before the upstream request (``gateway``) and two parts of it,
+    reading and parsing the request (``parse``) and deciding (``route``); other servers say
+    nothing (empty)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(_request(port, body))
@@ -299,10 +302,14 @@ async def one_ttft(port: int, body: bytes) -> tuple[float, float | None]:
         if first is None or b"[DONE]" not in seen:
             raise RuntimeError(f"no token from port {port}: {seen[:300]!r}")
         timing = _SERVER_TIMING.search(head.split(b"\r\n\r\n", 1)[0])
-        return first - t0, server_timing_ms(timing[1].decode("latin-1") if timing else None).get("gateway")
+        return first - t0, server_timing_ms(timing[1].decode("latin-1") if timing else None)
     finally:
         writer.close()
 
+
+#: the ``Server-Timing`` entries of Lodestar's gateway: its own time before the upstream
+#: request, and the two parts of it that are its own work (the rest: HTTP layers, accounting)
+OWN_TIME = ("gateway", "parse", "route")
 
 #: requests per path before the measured ones (connections, caches, JIT-free but warm)
 WARMUP = 20
@@ -315,13 +322,14 @@ async def bench_ttft(ports: dict[str, int], n: int, warmup: int = WARMUP) -> dic
         for name in order:
             await one_ttft(ports[name], body)
     samples: dict[str, list[float]] = {name: [] for name in order}
-    own: dict[str, list[float]] = {name: [] for name in order}
+    own: dict[str, dict[str, list[float]]] = {name: {part: [] for part in OWN_TIME} for name in order}
     for _ in range(n):
         for name in order:
-            seconds, gateway_ms = await one_ttft(ports[name], body)
+            seconds, timing = await one_ttft(ports[name], body)
             samples[name].append(seconds)
-            if gateway_ms is not None:
-                own[name].append(gateway_ms)
+            for part, values in own[name].items():
+                if part in timing:
+                    values.append(timing[part])
     ms = {name: np.array(v) * 1e3 for name, v in samples.items()}
     out: dict[str, Any] = {"requests_per_path": n}
     for name in order:
@@ -331,9 +339,10 @@ async def bench_ttft(ports: dict[str, int], n: int, warmup: int = WARMUP) -> dic
             if name != "direct":
                 row[f"added_p{q}_ms"] = float(np.percentile(ms[name], q) - np.percentile(ms["direct"], q))
         row["mean_ms"] = float(ms[name].mean())
-        if len(own[name]) == n:  # every answer said it (Lodestar's gateway)
-            for q in (50, 90, 99):
-                row[f"gateway_p{q}_ms"] = float(np.percentile(own[name], q))
+        for part, values in own[name].items():
+            if len(values) == n:  # every answer said it (Lodestar's gateway)
+                for q in (50, 90, 99):
+                    row[f"{part}_p{q}_ms"] = float(np.percentile(values, q))
         out[name] = row
     return out
 
@@ -492,9 +501,15 @@ def print_ttft(ttft: dict[str, Any]) -> None:
         print(f"{name:<18}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['p99_ms']:>9.2f}{cells}")
     own = {name: row for name, row in ttft.items() if isinstance(row, dict) and "gateway_p50_ms" in row}
     if own:
-        print("the gateway's own time before the upstream request (its Server-Timing header; ms, no network hops):")
+        print(
+            "the gateway's own time before the upstream request, and its parts reading + parsing the request"
+            " and deciding (its Server-Timing header; ms, no network hops):"
+        )
         for name, row in own.items():
-            print(f"{name:<18}" + "".join(f"{'P' + str(q)} {row[f'gateway_p{q}_ms']:>6.2f}   " for q in (50, 90, 99)))
+            for part in OWN_TIME:
+                if f"{part}_p50_ms" in row:
+                    cells = "".join(f"{'P' + str(q)} {row[f'{part}_p{q}_ms']:>6.2f}   " for q in (50, 90, 99))
+                    print(f"{name:<18}{part:<9}{cells}")
 
 
 #: issue 10: Lodestar's added TTFT P50 ≤ 2 ms, P99 ≤ 5 ms, and within 1.5× of vllm-router's

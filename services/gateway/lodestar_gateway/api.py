@@ -106,6 +106,7 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
             client = access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
             raw = await read_body(request, settings.max_body_bytes)
             parsed = parse_request(kind, raw, limits, keep_text=settings.log_text)
+            parsed_s = time.perf_counter()
             if parsed.stream:
                 release = access.open_stream(client)
         except GatewayError as exc:
@@ -124,7 +125,7 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
             tenant=_header(request, "x-tenant-id"),
             session_id=_header(request, "x-session-id"),
         )
-        return Exchange(proxy, parsed, route_request, start_s, release)
+        return Exchange(proxy, parsed, route_request, start_s, parsed_s, release)
 
     async def chat_completions(request: Request) -> Response:
         return await serve(request, "chat")
