@@ -16,9 +16,9 @@ outcome event (invalid ones have no model to report); all are counted in metrics
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -52,10 +52,12 @@ class Health(BaseModel):
 
 
 def request_id_of(header: str | None) -> str:
-    """The client's ``X-Request-Id`` if valid, else a new id."""
+    """The client's ``X-Request-Id`` if valid, else a new id: 128 random bits as 32 hex digits
+    (the shape of ``uuid4().hex``, without building a ``UUID``: on the request's path, and after
+    an idle gap ``uuid4().hex`` took ~90 µs here against ~25 µs)."""
     if header is not None and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _header(request: Request, name: str) -> str | None:
