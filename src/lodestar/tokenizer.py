@@ -45,7 +45,11 @@ def encode(text: str) -> list[int]:
     # is split as bytes, so no piece is encoded on its own (~30 % less time, the same ids)
     if text.isascii():
         return [h % VOCAB_SIZE for h in map(xxhash.xxh32_intdigest, _ASCII_PIECE.findall(text.encode()))]
-    return [h % VOCAB_SIZE for h in map(xxhash.xxh32_intdigest, map(str.encode, _PIECE.findall(text)))]
+    found = _PIECE.findall(text)
+    try:
+        return [h % VOCAB_SIZE for h in map(xxhash.xxh32_intdigest, map(str.encode, found))]
+    except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800" escape): no UTF-8, still a token
+        return [xxhash.xxh32_intdigest(p.encode("utf-8", "surrogatepass")) % VOCAB_SIZE for p in found]
 
 
 def count_tokens(text: str) -> int:

@@ -1,8 +1,9 @@
 """The OpenAI request fields the gateway reads, validated; every other field is allowed and
 passed through untouched (the instance validates what it serves).
 
-Models validate the client's JSON as parsed by :func:`json.loads`; the body sent upstream is
-the client's own bytes (or, for streams without usage, that JSON with usage switched on).
+Models validate the client's JSON as parsed by pydantic-core's ``from_json`` (strict UTF-8);
+the body sent upstream is the client's own bytes (or, for streams without usage, that JSON with
+usage switched on).
 """
 
 from __future__ import annotations

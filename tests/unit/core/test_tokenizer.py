@@ -68,6 +68,15 @@ def test_trace_segments_and_their_text_have_the_same_sharing_structure() -> None
     assert next(i for i, (x, y) in enumerate(zip(g1, g2, strict=False)) if x != y) == common
 
 
+def test_a_lone_surrogate_is_a_token_like_any_other_symbol() -> None:
+    """Text decoded from JSON can hold one (``"\\ud800"``); it has no UTF-8 form, which made
+    encode() raise. Now it is one token with a stable id, and the rest of the text is unchanged."""
+    ids = tokenizer.encode("caf\u00e9 \ud800 ok")
+    assert ids == tokenizer.encode("caf\u00e9 \ud800 ok") and len(ids) == tokenizer.count_tokens("caf\u00e9 \ud800 ok")
+    assert ids[:2] == tokenizer.encode("caf\u00e9 ")[:2] and ids[-1] == tokenizer.encode(" ok")[-1]
+    assert tokenizer.encode("\ud800") != tokenizer.encode("\udc00")
+
+
 def test_chat_template_is_stable_and_handles_content_parts() -> None:
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
     assert tokenizer.render_chat(msgs) == "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n"

@@ -35,7 +35,10 @@ def _error(kind: Kind, body: Any) -> GatewayError:
     ("case", "kind", "body", "param", "fragment"),
     [
         ("not JSON", "chat", b"{nope", None, "not valid JSON"),
-        ("not an object", "chat", b"[1, 2]", None, "JSON object"),
+        ("an array", "chat", b"[1, 2]", None, "must be a JSON object, not an array"),
+        ("null", "chat", b"null", None, "must be a JSON object, not null"),
+        ("a number", "completion", b"1.5", None, "must be a JSON object, not a number"),
+        ("a string", "chat", b'"hi"', None, "must be a JSON object, not a string"),
         ("missing model", "chat", {"messages": MSGS}, "model", "Field required"),
         ("empty model", "chat", {"model": "", "messages": MSGS}, "model", "at least 1"),
         ("model too long", "chat", {"model": "m" * 257, "messages": MSGS}, "model", "at most 256"),
@@ -203,8 +206,38 @@ def test_non_stream_requests_go_upstream_as_streams_with_usage(stream: bool | No
 
 def test_a_body_nested_too_deeply_is_a_400() -> None:
     with pytest.raises(GatewayError) as err:
-        parse_request("chat", b"[" * 100_000 + b"]" * 100_000, LIMITS)  # json.loads: RecursionError
+        parse_request("chat", b"[" * 100_000 + b"]" * 100_000, LIMITS)
     assert err.value.status == HTTPStatus.BAD_REQUEST and "nested too deeply" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("chat", b'{"model": "m", "messages": [{"role": "user", "content": "hi \\ud800 there"}]}'),
+        ("chat", b'{"model": "m", "messages": [{"role": "user", "content": "\\udfff"}]}'),
+        ("completion", b'{"model": "m", "prompt": "tail \\ud83d"}'),
+        ("chat", '{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}'.encode("utf-16")),
+        ("chat", b'{"model": "m", "messages": [{"role": "user", "content": "\xff"}]}'),
+    ],
+    ids=["lone high surrogate", "lone low surrogate", "completion prompt", "in a UTF-16 body", "not UTF-8"],
+)
+def test_text_without_a_utf8_form_is_a_400(kind: Kind, raw: bytes) -> None:
+    """Before from_json, json.loads took a lone surrogate escape and the tokenizer failed on it
+    (a 500)."""
+    with pytest.raises(GatewayError) as err:
+        parse_request(kind, raw, LIMITS)
+    assert err.value.status == HTTPStatus.BAD_REQUEST and "not valid JSON: " in err.value.message
+    assert "line 1 column" in err.value.message  # where, in the parser's words
+
+
+def test_a_surrogate_pair_escape_is_one_character_and_a_bom_is_ignored() -> None:
+    escaped = b'{"model": "m", "messages": [{"role": "user", "content": "smile \\ud83d\\ude00"}], "stream": true}'
+    plain = json.dumps({"model": "m", "messages": [{"role": "user", "content": "smile \U0001f600"}], "stream": True})
+    a, b = parse_request("chat", escaped, LIMITS), parse_request("chat", plain.encode(), LIMITS)
+    assert (a.prompt_tokens, a.block_hashes) == (b.prompt_tokens, b.block_hashes)
+    with_bom = parse_request("chat", b"\xef\xbb\xbf" + escaped, LIMITS)  # RFC 8259: may be ignored
+    assert (with_bom.prompt_tokens, with_bom.block_hashes) == (a.prompt_tokens, a.block_hashes)
+    assert json.loads(with_bom.upstream_body) == json.loads(a.upstream_body)
 
 
 def test_stream_options_without_stream_are_refused_as_vllm_does() -> None:

@@ -229,6 +229,24 @@ async def test_body_limit_and_request_ids(emulated: EmulatedFleet) -> None:
     assert gw.outcomes == []  # invalid requests are counted in metrics, not reported as outcomes
 
 
+async def test_a_lone_surrogate_escape_is_a_400_not_a_500(emulated: EmulatedFleet) -> None:
+    """``"\\ud800"`` is valid JSON syntax but no text: json.loads took it and the tokenizer
+    failed (a 500 from the gateway and from the emulator). The gateway now refuses it; the
+    emulated instance, behind it, tokenises it (the project tokenizer is total)."""
+    body = (
+        b'{"model": "%s", "max_tokens": 2, "messages": [{"role": "user", "content": "a \\ud800 b"}]}' % MODEL.encode()
+    )
+    headers = {"content-type": "application/json"}
+    async with running_gateway(instances=static_instances(emulated)) as gw, httpx.AsyncClient() as client:
+        r = await client.post(gw.url + CHAT, content=body, headers=headers)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["type"] == "BadRequestError" and "not valid JSON" in error["message"], error
+        direct = await client.post(static_instances(emulated)[0]["url"] + CHAT, content=body, headers=headers)
+        assert direct.status_code == 200, direct.text
+    assert gw.outcomes == []
+
+
 async def test_metrics_by_instance_policy_status_and_reason(emulated: EmulatedFleet) -> None:
     async with running_gateway(instances=static_instances(emulated)) as gw, httpx.AsyncClient() as client:
         r = await _stream(client, gw.url + CHAT, {"model": MODEL, "messages": MSGS, "max_tokens": 3, "stream": True})
