@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 from lodestar.cli import (
@@ -54,7 +56,21 @@ def build_app() -> typer.Typer:
     app.add_typer(grafana_cmd.build(), name="grafana")
     app.command("report")(report_cmd.report)
     app.add_typer(replay_cmd.build(), name="replay")
+    one_line_summaries(app)
     return app
+
+
+def one_line_summaries(app: typer.Typer) -> None:
+    """Each command's summary in its group's command list: the first paragraph of its
+    docstring on one line (Typer's rich help keeps the docstring's line breaks there, so a
+    summary broke off mid-sentence; the command's own ``--help`` page already joins them)."""
+    for info in app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback is not None else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            one_line_summaries(group.typer_instance)
 
 
 def main() -> None:
