@@ -29,7 +29,7 @@ from types import MappingProxyType
 import numpy as np
 
 from lodestar.workload.arrivals import ArrivalProcess, GammaArrivals, PoissonArrivals
-from lodestar.workload.catalog import TraceFormat, TracesSettings, shared_trace
+from lodestar.workload.catalog import SharedTrace, TraceFormat, TracesSettings, shared_trace
 from lodestar.workload.drift import DayNightCycle, RateMultiplier, RateRamp, TimeWarp, switch_at
 from lodestar.workload.errors import SpecError
 from lodestar.workload.faults import InstanceFault
@@ -168,7 +168,7 @@ class _Context:
             raise SpecError(
                 self.origin, f"does not apply to {entry.kind} name {source.name!r}", field=f"{where}.{extra[0]}"
             )
-        path = entry.path(self.traces_dir, source.chunk)
+        path = self._shared_path(entry, source.chunk, where)
         if entry.kind == "trace":
             assert entry.format is not None
             return TraceSource(kind="trace", format=entry.format, path=path)
@@ -185,6 +185,21 @@ class _Context:
             start_s=source.start_s,
             duration_s=source.duration_s or SERVEGEN_DEFAULT_DURATION_S,
         )
+
+    def _shared_path(self, entry: SharedTrace, chunk: int, where: str) -> Path:
+        """Where a shorthand name's file is; a SpecError naming the setting when it is not there
+        (the default directory is relative to the working directory, so it depends on where the
+        command runs)."""
+        path = entry.path(self.traces_dir, chunk)
+        if not path.exists():
+            at = str(path) if path.is_absolute() else f"{path} (from {Path.cwd()})"
+            raise SpecError(
+                self.origin,
+                f"shared trace {entry.name!r} is not at {at}: LODESTAR_TRACES_DIR names the traces directory"
+                " (default ../shared/traces, relative to the working directory)",
+                field=where,
+            )
+        return path
 
     def _generate(self, source: GeneratorSource, seed: int, where: str) -> list[RequestSpec]:
         rate_rps = source.arrivals.rate_rps
@@ -220,7 +235,7 @@ class _Context:
                 raise SpecError(
                     self.origin, "ServeGen names have time-varying lengths; use a servegen source", field=where
                 )
-            path = entry.path(self.traces_dir)
+            path = self._shared_path(entry, 0, where)
             if entry.kind == "lengths":
                 config = LengthStatsLengths(kind="length-stats", path=path)
             else:

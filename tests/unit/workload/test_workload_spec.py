@@ -193,7 +193,7 @@ def test_traces_dir_comes_from_the_environment_or_defaults_next_to_the_repo(
     monkeypatch.chdir(tmp_path)
     assert len(build_workload(spec).requests) == 3_993
     monkeypatch.setenv("LODESTAR_TRACES_DIR", str(tmp_path))
-    with pytest.raises(TraceFormatError, match="file not found"):
+    with pytest.raises(SpecError, match="LODESTAR_TRACES_DIR"):
         build_workload(spec)
     monkeypatch.delenv("LODESTAR_TRACES_DIR")
     monkeypatch.chdir(Path(__file__).resolve().parents[3])  # default: ../shared/traces from the repo root
@@ -260,3 +260,28 @@ def test_lengths_can_come_from_a_trace_file(traces_dir: Path) -> None:
     code = build_workload(parse_spec({"source": {"kind": "named", "name": "azure-code"}}, "t"), traces_dir=traces_dir)
     pairs = {(r.prompt.n_tokens, r.output_tokens) for r in code.requests}
     assert requests and all((r.prompt.n_tokens, r.output_tokens) in pairs for r in requests)
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ({"kind": "named", "name": "azure-conv"}, "source"),
+        (
+            {
+                "kind": "generator",
+                "duration_s": 10,
+                "arrivals": {"process": "poisson", "rate_rps": 1},
+                "lengths": {"kind": "named", "name": "sharegpt"},
+            },
+            "source.lengths",
+        ),
+    ],
+)
+def test_a_shared_trace_missing_from_the_traces_dir_names_the_setting(
+    tmp_path: Path, source: dict[str, object], field: str
+) -> None:
+    """The default directory is relative to the working directory: run elsewhere, a name used
+    to fail with only '<path>: file not found'."""
+    with pytest.raises(SpecError, match="LODESTAR_TRACES_DIR") as caught:
+        build_workload(parse_spec({"source": source}, "t"), traces_dir=tmp_path)
+    assert caught.value.field == field and str(tmp_path) in caught.value.reason
