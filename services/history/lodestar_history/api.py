@@ -18,10 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lodestar.ascii_json import AsciiJSONResponse
 from lodestar_history.jsonable import to_json
 from lodestar_history.metrics import CONTENT_TYPE, HistoryMetrics
 from lodestar_history.params import QueryParamError
@@ -83,6 +87,8 @@ def build_app(
 ) -> FastAPI:
     """The API over an opened ``store``; ``lifespan`` (optional) starts/stops the sink."""
     app = FastAPI(title="Lodestar history", description=__doc__, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -152,6 +158,18 @@ def build_app(
         return _response("sql", result)
 
     return app
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422 (``{"detail": [errors]}``), as ASCII JSON: it echoes the client's input."""
+    assert isinstance(exc, RequestValidationError)
+    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTPException (``{"detail": …}``), rendered as ASCII."""
+    assert isinstance(exc, StarletteHTTPException)
+    return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _run(metrics: HistoryMetrics, name: str, call: Callable[[], QueryResult]) -> QueryResult:

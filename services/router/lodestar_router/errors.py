@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lodestar.ascii_json import AsciiJSONResponse
+
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,7 +56,7 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.status.value}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status.value, headers=self.headers)
+        return AsciiJSONResponse(self.body(), status_code=self.status.value, headers=self.headers)
 
 
 def bad_request(message: str, param: str | None = None) -> ApiError:

@@ -13,8 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
+from lodestar.ascii_json import AsciiJSONResponse
 from lodestar.emulator.protocol import ErrorInfo, ErrorResponse
 
 _TYPES = {
@@ -38,8 +39,9 @@ class OpenAIError(Exception):
         kind = _TYPES.get(self.status, self.status.phrase.replace(" ", "") + "Error")
         return ErrorResponse(error=ErrorInfo(message=self.message, type=kind, param=self.param, code=self.status.value))
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body().model_dump(), status_code=self.status.value)
+    def response(self) -> Response:
+        """As ASCII JSON: the message may quote the client's input (an unknown model's name)."""
+        return AsciiJSONResponse(self.body().model_dump(), status_code=self.status.value)
 
 
 def bad_request(message: str, param: str | None = None) -> OpenAIError:
@@ -81,11 +83,11 @@ def validation_error(errors: Sequence[Any]) -> OpenAIError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_openai_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_openai_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, OpenAIError)
         return exc.response()
 
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         return validation_error(exc.errors()).response()
 

@@ -244,6 +244,11 @@ async def test_a_lone_surrogate_escape_is_a_400_not_a_500(emulated: EmulatedFlee
         assert error["type"] == "BadRequestError" and "not valid JSON" in error["message"], error
         direct = await client.post(static_instances(emulated)[0]["url"] + CHAT, content=body, headers=headers)
         assert direct.status_code == 200, direct.text
+        # in the model's name the emulator's 404 quotes it: ASCII JSON (raw UTF-8 failed, a 500)
+        unknown = body.replace(MODEL.encode(), b"\\ud800")
+        direct = await client.post(static_instances(emulated)[0]["url"] + CHAT, content=unknown, headers=headers)
+        assert direct.status_code == 404 and direct.content.isascii(), direct.text
+        assert "\ud800" in direct.json()["error"]["message"]
     assert gw.outcomes == []
 
 

@@ -143,3 +143,21 @@ def test_health_and_metrics(api: TestClient) -> None:
     metrics = api.get("/metrics").text
     assert 'lodestar_history_queries_total{outcome="ok",query="event_counts"}' in metrics
     assert "# TYPE lodestar_history_rows_inserted_total counter" in metrics
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "status"),
+    [
+        ("/query", b'{"name": "\\ud800"}', 422),
+        ("/query", b'{"name": "ttft_by_policy", "params": {"\\udfff": 1}}', 400),
+        ("/sql", b'{"sql": "SELECT \\ud800"}', 422),
+        ("/query", b'{"name": "caf\\u00e9"}', 404),
+    ],
+    ids=["query name", "parameter name", "raw sql", "non-ASCII name"],
+)
+def test_a_lone_surrogate_in_a_body_is_a_4xx_not_a_500(api: TestClient, path: str, raw: bytes, status: int) -> None:
+    """json.loads takes ``"\\ud800"``; pydantic then refuses the string and FastAPI's own 422,
+    echoing it back, failed to encode it (a 500). Errors are now ASCII JSON."""
+    response = api.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.content.isascii() and "detail" in response.json()
