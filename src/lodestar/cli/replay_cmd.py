@@ -18,17 +18,40 @@ if TYPE_CHECKING:
 SOURCE_HELP = "read the recorded window from: a history service URL (default), --chdb DIR, or --kafka"
 
 
+def _bounds(start: str, end: str) -> tuple[datetime, datetime]:
+    """``--from`` and ``--to`` as times, checked before any source is read: an error names the
+    option, and a window that ends before it starts is refused (it read nothing and said only
+    that no request was recorded)."""
+    from lodestar_history.params import parse_time
+
+    now = datetime.now(UTC)
+    times: list[datetime] = []
+    for option, value in (("--from", start), ("--to", end)):
+        try:
+            times.append(parse_time(value, now))
+        except ValueError as exc:
+            typer.echo(f"lodestar replay: {option}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    if times[0] >= times[1]:
+        shown = " is not before ".join(
+            f"{o} {v} ({t:%Y-%m-%d %H:%M:%S} UTC)"
+            for o, v, t in zip(("--from", "--to"), (start, end), times, strict=True)
+        )
+        typer.echo(f"lodestar replay: the window is empty: {shown}", err=True)
+        raise typer.Exit(2)
+    return times[0], times[1]
+
+
 def _window(url: str | None, chdb: Path | None, kafka: bool, start: str, end: str, policy: str) -> LoggedWindow:
     from lodestar.replay.logged import from_history, from_kafka
     from lodestar.report.source import ApiSource, ChdbSource, ReportSourceError
 
+    first, last = _bounds(start, end)
     try:
         if kafka:
             from lodestar.bus.settings import KafkaSettings
-            from lodestar_history.params import parse_time
 
-            now = datetime.now(UTC)
-            return from_kafka(KafkaSettings(), parse_time(start, now), parse_time(end, now))
+            return from_kafka(KafkaSettings(), first, last)
         if chdb is not None:
             from lodestar_history.queries import QueryCatalog
             from lodestar_history.settings import HistorySettings
