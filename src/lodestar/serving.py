@@ -113,17 +113,26 @@ class ApiServer:
                 await asyncio.wait_for(self._task, timeout_s)
 
 
-async def ensure_topics_retrying(kafka: KafkaSettings, specs: tuple[TopicSpec, ...]) -> None:
-    """Create ``specs`` (idempotent), retrying with backoff while the broker is unreachable."""
+async def ensure_topics_retrying(
+    kafka: KafkaSettings, specs: tuple[TopicSpec, ...], stop: asyncio.Event | None = None
+) -> bool:
+    """Create ``specs`` (idempotent), retrying with backoff while the broker is unreachable;
+    True once they exist, False if ``stop`` was set first (a process told to stop while its
+    broker is down stops, instead of retrying on)."""
     backoff = 0.5
-    while True:
+    while stop is None or not stop.is_set():
         try:
             await ensure_topics(kafka, specs)
-            return
+            return True
         except Exception as exc:  # aiokafka raises a wide variety while the broker is down
             log.warning("topic_setup_failed", error=f"{type(exc).__name__}: {exc}", retry_s=backoff)
-            await asyncio.sleep(backoff)
+            if stop is None:
+                await asyncio.sleep(backoff)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 5.0)
+    return False
 
 
 async def run_until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:

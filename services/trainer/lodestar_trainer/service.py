@@ -99,7 +99,8 @@ class TrainerService:
         self.api_port = api.port
         api.start()
         try:
-            await ensure_topics_retrying(self.kafka, TOPICS)
+            if not await ensure_topics_retrying(self.kafka, TOPICS, stop):
+                return  # told to stop before the broker answered
             await self.resume()
             backoff = _BACKOFF_S
             while not stop.is_set():
@@ -120,7 +121,8 @@ class TrainerService:
         """One consumer (and publisher) lifetime: (re)create the topics, join the group from its
         committed offsets, consume and publish until ``stop``; any Kafka failure ends it (the
         caller starts the next one; the join dedupes what is read again)."""
-        await ensure_topics_retrying(self.kafka, TOPICS)
+        if not await ensure_topics_retrying(self.kafka, TOPICS, stop):
+            return
         publisher = EventPublisher(self.kafka)
         consumer: EventConsumer | None = None
         try:
