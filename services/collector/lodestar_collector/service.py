@@ -47,7 +47,7 @@ class CollectorService:
     publisher: BufferedPublisher
     scraper: Scraper
     api_port: int | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _tasks: list[asyncio.Task[object]] = field(default_factory=list, repr=False)
 
     @classmethod
     def build(
