@@ -21,13 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.settings import KafkaSettings
 from lodestar.gc_tuning import freeze_startup_heap
+from lodestar.localinfra.ports import PortInUseError as PortInUseError  # re-exported
 from lodestar_schemas.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
-
-
-class PortInUseError(OSError):
-    """A service port cannot be bound; the message names it."""
 
 
 def bind_socket(host: str, port: int, what: str) -> socket.socket:

@@ -20,18 +20,9 @@ from typing import Any
 
 import uvicorn
 
+from lodestar.localinfra.ports import PortInUseError as PortInUseError  # re-exported
+
 _BACKLOG = 4096
-
-
-class PortInUseError(OSError):
-    """The port cannot be bound; the message names the port and who wanted it."""
-
-    def __init__(self, code: int | None, message: str) -> None:
-        super().__init__(message)
-        self.errno = code
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class _Server(uvicorn.Server):

@@ -15,6 +15,19 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+
+class PortInUseError(OSError):
+    """A port cannot be bound; the message names the port and who wanted it (printed as it is,
+    without OSError's ``[Errno 98]`` prefix)."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.errno = code
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 #: Linux's default, used when the file cannot be read (another OS, a sandbox)
 DEFAULT_EPHEMERAL = (32768, 60999)

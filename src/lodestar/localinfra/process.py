@@ -66,6 +66,7 @@ class ManagedProcess:
             raise ProcessStartError(f"{self.name} (pid {existing}) runs but is not ready\n{self.log_tail()}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        since = self.log_file.stat().st_size if self.log_file.exists() else 0  # the log is appended
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
@@ -81,8 +82,10 @@ class ManagedProcess:
             )
         self.pid_file.write_text(str(proc.pid))
         if ready is not None and not _wait(ready, timeout_s, lambda: proc.poll() is None):
+            code = proc.poll()
             self.stop()
-            raise ProcessStartError(f"{self.name} did not become ready in {timeout_s}s\n{self.log_tail()}")
+            what = f"did not become ready in {timeout_s}s" if code is None else f"exited with status {code}"
+            raise ProcessStartError(f"{self.name} {what}; its log since this start:\n{self.log_tail(since=since)}")
         return proc.pid
 
     def stop(self, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
@@ -101,12 +104,13 @@ class ManagedProcess:
         """SIGKILL the process group at once (fault injection)."""
         return self.stop(timeout_s=0.0, sig=signal.SIGKILL)
 
-    def log_tail(self, n_bytes: int = 4000) -> str:
+    def log_tail(self, n_bytes: int = 4000, since: int = 0) -> str:
+        """The last ``n_bytes`` of the log written after byte ``since``."""
         try:
-            data = self.log_file.read_bytes()
+            data = self.log_file.read_bytes()[since:]
         except FileNotFoundError:
             return "(no log)"
-        return data[-n_bytes:].decode("utf-8", errors="replace")
+        return data[-n_bytes:].decode("utf-8", errors="replace") or "(nothing logged)"
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from pathlib import Path
@@ -93,3 +94,18 @@ def test_a_stacks_ports_are_one_block_with_no_two_alike() -> None:
     assert len(set(every)) == 10
     assert sorted(every) == list(range(ports.broker, ports.broker + 10))
     assert all(_bindable(p) for p in every)
+
+
+def test_a_taken_service_port_is_named_without_the_errno_prefix() -> None:
+    """What ``lodestar gateway`` (and every service) prints when its port is taken."""
+    from lodestar.serving import PortInUseError, bind_socket
+
+    held = bind_socket("127.0.0.1", 0, "first")
+    port = held.getsockname()[1]
+    try:
+        with pytest.raises(PortInUseError) as caught:
+            bind_socket("127.0.0.1", port, "gateway")
+        assert str(caught.value) == f"gateway port {port} on 127.0.0.1 is already in use"
+        assert caught.value.errno == errno.EADDRINUSE
+    finally:
+        held.close()
