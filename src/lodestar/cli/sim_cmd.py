@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -91,6 +92,9 @@ def sim(
 
     if load is not None and rate is not None:
         raise typer.BadParameter("give --load or --rate, not both")
+    for option, value in (("--load", load), ("--rate", rate), ("--duration", duration)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise typer.BadParameter(f"must be a finite number > 0, got {value:g}", param_hint=option)
     torch.set_num_threads(1)
     profiles = [p.strip() for item in policy for p in item.split(",") if p.strip()]
     try:
