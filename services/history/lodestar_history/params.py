@@ -58,6 +58,24 @@ def parse_time(value: object, now: datetime) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def parse_window(start: object, end: object, now: datetime) -> tuple[datetime, datetime]:
+    """A ``--from`` / ``--to`` pair as times at one ``now``; ValueError naming the option at
+    fault, or saying that the window is empty (it ends before it starts)."""
+    bounds: list[datetime] = []
+    for option, value in (("--from", start), ("--to", end)):
+        try:
+            bounds.append(parse_time(value, now))
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
+    first, last = bounds
+    if first >= last:
+        raise ValueError(
+            f"the window is empty: --from {start} ({first:%Y-%m-%d %H:%M:%S} UTC)"
+            f" is not before --to {end} ({last:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    return first, last
+
+
 def coerce(name: str, ch_type: str, value: object, now: datetime) -> object:
     """``value`` as the Python value bound to ``{name:ch_type}``; QueryParamError naming ``name``."""
     kind = python_kind(ch_type)

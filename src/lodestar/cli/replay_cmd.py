@@ -22,24 +22,13 @@ def _bounds(start: str, end: str) -> tuple[datetime, datetime]:
     """``--from`` and ``--to`` as times, checked before any source is read: an error names the
     option, and a window that ends before it starts is refused (it read nothing and said only
     that no request was recorded)."""
-    from lodestar_history.params import parse_time
+    from lodestar_history.params import parse_window
 
-    now = datetime.now(UTC)
-    times: list[datetime] = []
-    for option, value in (("--from", start), ("--to", end)):
-        try:
-            times.append(parse_time(value, now))
-        except ValueError as exc:
-            typer.echo(f"lodestar replay: {option}: {exc}", err=True)
-            raise typer.Exit(2) from None
-    if times[0] >= times[1]:
-        shown = " is not before ".join(
-            f"{o} {v} ({t:%Y-%m-%d %H:%M:%S} UTC)"
-            for o, v, t in zip(("--from", "--to"), (start, end), times, strict=True)
-        )
-        typer.echo(f"lodestar replay: the window is empty: {shown}", err=True)
-        raise typer.Exit(2)
-    return times[0], times[1]
+    try:
+        return parse_window(start, end, datetime.now(UTC))
+    except ValueError as exc:
+        typer.echo(f"lodestar replay: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _window(url: str | None, chdb: Path | None, kafka: bool, start: str, end: str, policy: str) -> LoggedWindow:

@@ -38,7 +38,7 @@ def report(
     from lodestar.grafana.sql import load_catalog
     from lodestar.report.build import Window, build_report
     from lodestar.report.source import ApiSource, ChdbSource, HistorySource, ReportSourceError
-    from lodestar_history.params import parse_time
+    from lodestar_history.params import parse_window
     from lodestar_history.settings import HistorySettings
 
     if url and chdb:
@@ -49,7 +49,7 @@ def report(
         _fail(f"no dashboard {dashboard}; known: {', '.join(d.uid for d in DASHBOARDS)}")
     now = datetime.now(UTC)
     try:
-        window = Window.of(parse_time(since, now), parse_time(until, now), bucket)
+        window = Window.of(*parse_window(since, until, now), bucket)
     except ValueError as exc:
         _fail(f"bad --from/--to: {exc}")
     try:
