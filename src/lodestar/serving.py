@@ -116,18 +116,16 @@ async def ensure_topics_retrying(
     """Create ``specs`` (idempotent), retrying with backoff while the broker is unreachable;
     True once they exist, False if ``stop`` was set first (a process told to stop while its
     broker is down stops, instead of retrying on)."""
+    stopped = stop if stop is not None else asyncio.Event()  # without one: never stopped
     backoff = 0.5
-    while stop is None or not stop.is_set():
+    while not stopped.is_set():
         try:
             await ensure_topics(kafka, specs)
             return True
         except Exception as exc:  # aiokafka raises a wide variety while the broker is down
             log.warning("topic_setup_failed", error=f"{type(exc).__name__}: {exc}", retry_s=backoff)
-            if stop is None:
-                await asyncio.sleep(backoff)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), backoff)
             backoff = min(backoff * 2, 5.0)
     return False
 
