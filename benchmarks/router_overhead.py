@@ -521,7 +521,7 @@ TARGET_VS_VLLM = 1.5
 
 
 #: the peer paths Lodestar's overhead is held against, and how they are named in the verdicts
-VLLM_REFERENCES = {"vllm": "vllm-router round_robin", "vllm-cache": "vllm-router cache_aware"}
+VLLM_REFERENCES = {name: f"vllm-router {policy}" for name, (peer, policy) in PEER_PATHS.items() if peer == "vllm"}
 
 
 def ttft_targets(ttft: dict[str, Any]) -> list[dict[str, Any]]:
