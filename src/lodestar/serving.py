@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -21,28 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lodestar.bus.admin import ensure_topics
 from lodestar.bus.settings import KafkaSettings
 from lodestar.gc_tuning import freeze_startup_heap
+from lodestar.localinfra.ports import LISTEN_BACKLOG
 from lodestar.localinfra.ports import PortInUseError as PortInUseError  # re-exported
+from lodestar.localinfra.ports import bind_socket as bind_socket  # re-exported
 from lodestar_schemas.topics import TopicSpec
 
 log = structlog.get_logger(__name__)
-
-
-def bind_socket(host: str, port: int, what: str) -> socket.socket:
-    """A listening, non-blocking socket on host:port (0 = any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must say TCP: asyncio disables Nagle only on accepted sockets whose proto is
-    # IPPROTO_TCP; with proto 0 every keep-alive answer waits ~40 ms for a delayed ACK
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise PortInUseError(exc.errno, f"{what} port {port} on {host} {why}") from None
-    sock.setblocking(False)
-    return sock
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -95,7 +78,7 @@ class ApiServer:
         self.port: int = sock.getsockname()[1]
         config = uvicorn.Config(
             app, log_config=None, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
-            proxy_headers=False, server_header=False,
+            proxy_headers=False, server_header=False, backlog=LISTEN_BACKLOG,
         )  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

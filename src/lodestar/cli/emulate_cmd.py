@@ -113,8 +113,8 @@ def _instance_specs(
 
 async def _serve(specs: list[InstanceSpec], port: int, settings: EmulatorSettings, admin_port: int | None) -> int:
     from lodestar.emulator.fleet import EmulatedFleet
-    from lodestar.emulator.server import PortInUseError
     from lodestar.gc_tuning import freeze_startup_heap
+    from lodestar.localinfra.ports import PortInUseError
 
     log = structlog.get_logger("lodestar.emulator")
     try:

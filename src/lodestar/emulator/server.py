@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import socket
 from collections.abc import Iterator
@@ -20,34 +19,13 @@ from typing import Any
 
 import uvicorn
 
-from lodestar.localinfra.ports import PortInUseError as PortInUseError  # re-exported
-
-_BACKLOG = 4096
+from lodestar.localinfra.ports import LISTEN_BACKLOG, bind_socket
 
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def bind_socket(host: str, port: int, owner: str) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise PortInUseError(errno.EADDRNOTAVAIL, f"{owner}: cannot resolve host {host!r}: {exc.strerror}") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(_BACKLOG)
-    except OSError as exc:
-        sock.close()
-        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise PortInUseError(exc.errno, f"{owner}: port {port} on {host} {why}") from None
-    sock.setblocking(False)
-    return sock
 
 
 class InstanceServer:
@@ -68,6 +46,7 @@ class InstanceServer:
             proxy_headers=False,
             ws="none",
             timeout_graceful_shutdown=1,
+            backlog=LISTEN_BACKLOG,  # uvicorn listens on our socket again, with its own backlog
         )
         self._sock: socket.socket | None = None
         self._server: _Server | None = None

@@ -10,6 +10,7 @@ at random from below it (or above it when that room is too small) and checked by
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from dataclasses import dataclass
@@ -26,6 +27,36 @@ class PortInUseError(OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+#: pending-connection queue of every listening socket we serve on: a burst of new connections
+#: queues instead of being refused. uvicorn listens on a socket it is given again, with its
+#: ``backlog`` setting, so servers pass this there too.
+LISTEN_BACKLOG = 4096
+
+
+def bind_socket(host: str, port: int, owner: str) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port`` (port 0: any free port); ``owner``
+    names who wanted it in the error ("gateway port 8080 on 127.0.0.1 is already in use")."""
+    try:
+        family, kind, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise PortInUseError(
+            errno.EADDRNOTAVAIL, f"{owner} host {host!r} cannot be resolved ({exc.strerror})"
+        ) from None
+    # proto must say TCP: asyncio disables Nagle only on accepted sockets whose proto is
+    # IPPROTO_TCP; with proto 0 every keep-alive answer waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, kind, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise PortInUseError(exc.errno, f"{owner} port {port} on {host} {why}") from None
+    sock.setblocking(False)
+    return sock
 
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")

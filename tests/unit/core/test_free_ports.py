@@ -13,7 +13,9 @@ from lodestar.localinfra.ports import (
     DEFAULT_EPHEMERAL,
     HIGHEST,
     LOWEST,
+    PortInUseError,
     PortRange,
+    bind_socket,
     ephemeral_range,
     free_port,
     free_port_block,
@@ -109,3 +111,27 @@ def test_a_taken_service_port_is_named_without_the_errno_prefix() -> None:
         assert caught.value.errno == errno.EADDRINUSE
     finally:
         held.close()
+
+
+def test_a_host_that_does_not_resolve_is_named() -> None:
+    with pytest.raises(PortInUseError) as caught:
+        bind_socket("no-such-host.invalid", 8080, "gateway")  # .invalid never resolves (RFC 2606)
+    assert str(caught.value).startswith("gateway host 'no-such-host.invalid' cannot be resolved (")
+    assert caught.value.errno == errno.EADDRNOTAVAIL
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_a_bound_socket_listens_over_tcp_without_blocking(host: str) -> None:
+    """A host name resolves and an IPv6 literal binds IPv6; the protocol is named TCP, which
+    asyncio needs to switch Nagle off on the accepted connections (see ``bind_socket``)."""
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    sock = bind_socket(host, 0, "test")
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.family == (socket.AF_INET6 if host == "::1" else socket.AF_INET)
+        assert not sock.getblocking()
+        with socket.create_connection(sock.getsockname()[:2], timeout=2):
+            pass  # the kernel completes the handshake from the backlog: it listens
+    finally:
+        sock.close()
