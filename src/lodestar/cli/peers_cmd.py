@@ -110,7 +110,8 @@ def build() -> typer.Typer:
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(0.5):
             if not router.process.is_running():
-                typer.echo(f"lodestar peers run: the router exited\n{router.process.log_tail()}", err=True)
+                log = router.process.run_log_tail()
+                typer.echo(f"lodestar peers run: the router exited; its log since it started:\n{log}", err=True)
                 raise typer.Exit(1)
         stop_peer(spec, port, settings)
 

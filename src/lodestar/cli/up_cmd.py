@@ -78,7 +78,9 @@ def up(
     dead = stack.wait(stop.is_set)
     if dead:
         for comp in dead:
-            typer.echo(f"lodestar up: {comp.name} exited:\n{comp.process.log_tail()}", err=True)
+            typer.echo(
+                f"lodestar up: {comp.name} exited; its log since it started:\n{comp.process.run_log_tail()}", err=True
+            )
     typer.echo("stopping…")
     stack.stop()
     if dead:

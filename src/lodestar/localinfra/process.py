@@ -38,6 +38,11 @@ class ManagedProcess:
     def log_file(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
+    @property
+    def log_start_file(self) -> Path:
+        """Where the log's size at the latest start is kept (the log is appended across runs)."""
+        return self.run_dir / f"{self.name}.logstart"
+
     def pid(self) -> int | None:
         """The pid of the live process recorded in the pid file, else None."""
         try:
@@ -63,10 +68,12 @@ class ManagedProcess:
         if existing is not None:
             if ready is None or _wait(ready, timeout_s, lambda: _alive(existing)):
                 return existing
-            raise ProcessStartError(f"{self.name} (pid {existing}) runs but is not ready\n{self.log_tail()}")
+            raise ProcessStartError(
+                f"{self.name} (pid {existing}) runs but is not ready; its log since it started:\n{self.run_log_tail()}"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        since = self.log_file.stat().st_size if self.log_file.exists() else 0  # the log is appended
+        self.log_start_file.write_text(str(self.log_file.stat().st_size if self.log_file.exists() else 0))
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
@@ -85,7 +92,7 @@ class ManagedProcess:
             code = proc.poll()
             self.stop()
             what = f"did not become ready in {timeout_s}s" if code is None else f"exited with status {code}"
-            raise ProcessStartError(f"{self.name} {what}; its log since this start:\n{self.log_tail(since=since)}")
+            raise ProcessStartError(f"{self.name} {what}; its log since this start:\n{self.run_log_tail()}")
         return proc.pid
 
     def stop(self, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
@@ -111,6 +118,15 @@ class ManagedProcess:
         except FileNotFoundError:
             return "(no log)"
         return data[-n_bytes:].decode("utf-8", errors="replace") or "(nothing logged)"
+
+    def run_log_tail(self, n_bytes: int = 4000) -> str:
+        """The last ``n_bytes`` logged since the latest :meth:`start` (by this or another
+        process), so an earlier run's lines are never quoted as this one's."""
+        try:
+            since = int(self.log_start_file.read_text())
+        except (FileNotFoundError, ValueError):
+            since = 0
+        return self.log_tail(n_bytes, since=since)
 
 
 def _signal_group(pid: int, sig: int) -> None:

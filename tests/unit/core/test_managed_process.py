@@ -4,7 +4,9 @@ starts, so the tail used to quote earlier runs)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,49 @@ def test_not_ready_in_time_says_so_and_stops_it(tmp_path: Path) -> None:
 def test_a_start_that_logged_nothing_says_so(tmp_path: Path) -> None:
     with pytest.raises(ProcessStartError, match=r"\(nothing logged\)"):
         _process(tmp_path, "raise SystemExit(0)").start(ready=lambda: False, timeout_s=20.0)
+
+
+def test_the_run_log_of_a_process_that_died_after_starting_is_this_runs_only(tmp_path: Path) -> None:
+    """What ``lodestar up`` quotes when a component dies while the system runs."""
+    proc = _process(tmp_path, "import sys; print('broker unreachable', flush=True); sys.exit(1)")
+    proc.log_dir.mkdir(parents=True)
+    proc.log_file.write_text("an earlier run's last words\n")
+    pid = proc.start()  # no readiness check: it started, then dies on its own
+    _wait_exit(pid)
+    assert proc.run_log_tail() == "broker unreachable\n"
+    assert proc.log_tail().startswith("an earlier run's")  # the whole log still has both
+
+
+def test_a_running_process_that_never_gets_ready_is_reported_with_its_runs_log(tmp_path: Path) -> None:
+    proc = _process(tmp_path, "import time; print('stuck', flush=True); time.sleep(30)")
+    proc.log_dir.mkdir(parents=True)
+    proc.log_file.write_text("an earlier run's last words\n")
+    proc.start()
+    try:
+        with pytest.raises(ProcessStartError) as caught:
+            proc.start(ready=lambda: False, timeout_s=2.0)
+        message = str(caught.value)
+        assert "runs but is not ready; its log since it started:" in message
+        assert "stuck" in message and "earlier run" not in message
+    finally:
+        proc.stop()
+
+
+def test_without_a_recorded_start_the_run_log_is_the_whole_log(tmp_path: Path) -> None:
+    proc = _process(tmp_path, "pass")
+    proc.log_dir.mkdir(parents=True)
+    proc.log_file.write_text("started elsewhere\n")
+    assert proc.run_log_tail() == "started elsewhere\n"
+
+
+def _wait_exit(pid: int) -> None:
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if finished:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"pid {pid} still runs")
