@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from lodestar.bus.publish import PublisherStats
+from lodestar.metric_families import publisher_families
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 SCRAPE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -25,24 +26,7 @@ class _PublisherCollector(Collector):
         self._pending = pending
 
     def collect(self) -> Iterator[Metric]:
-        s = self._stats()
-        yield CounterMetricFamily(
-            "lodestar_collector_events_accepted", "Instance states accepted into the publish buffer", value=s.accepted
-        )
-        yield CounterMetricFamily(
-            "lodestar_collector_events_published", "Instance states acknowledged by the broker", value=s.sent
-        )
-        yield CounterMetricFamily(
-            "lodestar_collector_events_dropped",
-            "Instance states dropped (buffer full, or unsent at shutdown)",
-            value=s.dropped,
-        )
-        yield CounterMetricFamily(
-            "lodestar_collector_publish_failures", "Failed broker sends (retried)", value=s.send_failures
-        )
-        yield GaugeMetricFamily(
-            "lodestar_collector_events_pending", "Instance states waiting to be sent", self._pending()
-        )
+        yield from publisher_families("lodestar_collector", "Instance states", self._stats(), self._pending())
 
 
 class _ConfigCollector(Collector):

@@ -9,12 +9,16 @@ time by a collector, so they never drift from those objects' own accounting.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from lodestar.bus.publish import PublisherStats
+from lodestar.metric_families import ejection_families, publisher_families
+from lodestar.policy.ejection import EjectionCounters
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -27,11 +31,8 @@ ROUTE_BUCKETS = (1e-4, 2e-4, 4e-4, 8e-4, 0.0016, 0.0032, 0.0064, 0.0128, 0.025, 
 class Snapshot:
     """State owned elsewhere, read at render time."""
 
-    events_accepted: int
-    events_published: int
-    events_dropped: int
+    publisher: PublisherStats
     events_pending: int
-    publish_failures: int
     feedback_sent: int
     feedback_dropped_full: int
     feedback_dropped_failed: int
@@ -43,10 +44,7 @@ class Snapshot:
     router_open: bool
     inflight_requests: int
     inflight_streams: int
-    ejections: int = 0
-    readmissions: int = 0
-    ejections_capped: int = 0
-    ejections_spared: int = 0
+    ejection: EjectionCounters = field(default_factory=EjectionCounters)
     instances_ejected: int = 0
 
 
@@ -56,25 +54,7 @@ class _SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self._snapshot()
-        yield CounterMetricFamily(
-            "lodestar_gateway_events_accepted",
-            "Outcome events accepted into the publish buffer",
-            value=s.events_accepted,
-        )
-        yield CounterMetricFamily(
-            "lodestar_gateway_events_published", "Outcome events acknowledged by the broker", value=s.events_published
-        )
-        yield CounterMetricFamily(
-            "lodestar_gateway_events_dropped",
-            "Outcome events dropped (buffer full, or unsent at shutdown)",
-            value=s.events_dropped,
-        )
-        yield GaugeMetricFamily(
-            "lodestar_gateway_events_pending", "Outcome events waiting to be sent", s.events_pending
-        )
-        yield CounterMetricFamily(
-            "lodestar_gateway_publish_failures", "Failed broker sends (retried)", value=s.publish_failures
-        )
+        yield from publisher_families("lodestar_gateway", "Outcome events", s.publisher, s.events_pending)
         yield CounterMetricFamily(
             "lodestar_gateway_feedback_sent", "Feedback events the router acknowledged", value=s.feedback_sent
         )
@@ -105,27 +85,7 @@ class _SnapshotCollector(Collector):
         )
         yield GaugeMetricFamily("lodestar_gateway_inflight_requests", "Requests being served", s.inflight_requests)
         yield GaugeMetricFamily("lodestar_gateway_inflight_streams", "Streams being relayed", s.inflight_streams)
-        yield CounterMetricFamily(
-            "lodestar_gateway_ejections", "Instances ejected after failing requests (outlier ejection)",
-            value=s.ejections,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "lodestar_gateway_readmissions", "Ejected instances readmitted after their backoff", value=s.readmissions
-        )
-        yield CounterMetricFamily(
-            "lodestar_gateway_ejections_capped",
-            "Failures that ejected nothing: the model's instances had as many ejected as allowed",
-            value=s.ejections_capped,
-        )
-        yield CounterMetricFamily(
-            "lodestar_gateway_ejections_spared",
-            "First-token deadlines missed while the instance served others: queueing, not failure (no ejection)",
-            value=s.ejections_spared,
-        )
-        yield GaugeMetricFamily(
-            "lodestar_gateway_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",
-            s.instances_ejected,
-        )  # fmt: skip
+        yield from ejection_families("lodestar_gateway", "failing requests", s.ejection, s.instances_ejected)
 
 
 class GatewayMetrics:

@@ -181,11 +181,8 @@ class GatewayService:
         stats, fb = self.publisher.stats, self.feedback
         router = self.routing.router
         return Snapshot(
-            events_accepted=stats.accepted,
-            events_published=stats.sent,
-            events_dropped=stats.dropped,
+            publisher=stats,
             events_pending=self.publisher.pending,
-            publish_failures=stats.send_failures,
             feedback_sent=fb.sent if fb is not None else 0,
             feedback_dropped_full=fb.dropped_full if fb is not None else 0,
             feedback_dropped_failed=fb.dropped_failed if fb is not None else 0,
@@ -197,10 +194,7 @@ class GatewayService:
             router_open=router is not None and router.open,
             inflight_requests=self.proxy.inflight_requests,
             inflight_streams=self.proxy.inflight_streams,
-            ejections=self.fleet.ejections.counters.ejections,
-            readmissions=self.fleet.ejections.counters.readmissions,
-            ejections_capped=self.fleet.ejections.counters.capped,
-            ejections_spared=self.fleet.ejections.counters.spared,
+            ejection=self.fleet.ejections.counters,
             instances_ejected=self.fleet.ejections.ejected_count(),
         )
 

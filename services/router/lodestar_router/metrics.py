@@ -9,12 +9,16 @@ render time by a custom collector, so it can never drift from that object's own 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from lodestar.bus.publish import PublisherStats
+from lodestar.metric_families import ejection_families, publisher_families
+from lodestar.policy.ejection import EjectionCounters
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 DECIDE_BUCKETS = (25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 0.0016, 0.0032, 0.0064, 0.0128, 0.025, 0.05, 0.1)
@@ -37,15 +41,9 @@ class Snapshot:
     states_out_of_order: int
     states_arrived_stale: int
     consumer_dead_letters: int
-    events_accepted: int
-    events_published: int
-    events_dropped: int
+    publisher: PublisherStats
     events_pending: int
-    publish_failures: int
-    ejections: int = 0
-    readmissions: int = 0
-    ejections_capped: int = 0
-    ejections_spared: int = 0
+    ejection: EjectionCounters = field(default_factory=EjectionCounters)
     instances_ejected: int = 0
 
 
@@ -99,46 +97,8 @@ class _SnapshotCollector(Collector):
             "Events the router's consumers could not decode",
             value=s.consumer_dead_letters,
         )
-        yield CounterMetricFamily(
-            "lodestar_router_events_accepted",
-            "Decision events accepted into the publish buffer",
-            value=s.events_accepted,
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_events_published", "Decision events acknowledged by the broker", value=s.events_published
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_events_dropped",
-            "Decision events dropped (buffer full, or unsent at shutdown)",
-            value=s.events_dropped,
-        )
-        yield GaugeMetricFamily(
-            "lodestar_router_events_pending", "Decision events waiting to be sent", s.events_pending
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_publish_failures", "Failed broker sends (retried)", value=s.publish_failures
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_ejections", "Instances ejected after failed feedback (outlier ejection)",
-            value=s.ejections,
-        )  # fmt: skip
-        yield CounterMetricFamily(
-            "lodestar_router_readmissions", "Ejected instances readmitted after their backoff", value=s.readmissions
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_ejections_capped",
-            "Failures that ejected nothing: the model's instances had as many ejected as allowed",
-            value=s.ejections_capped,
-        )
-        yield CounterMetricFamily(
-            "lodestar_router_ejections_spared",
-            "First-token deadlines missed while the instance served others: queueing, not failure (no ejection)",
-            value=s.ejections_spared,
-        )
-        yield GaugeMetricFamily(
-            "lodestar_router_instances_ejected", "Instances ejected now (or awaiting a healthy scrape)",
-            s.instances_ejected,
-        )  # fmt: skip
+        yield from publisher_families("lodestar_router", "Decision events", s.publisher, s.events_pending)
+        yield from ejection_families("lodestar_router", "failed feedback", s.ejection, s.instances_ejected)
 
 
 class RouterMetrics:

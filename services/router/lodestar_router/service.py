@@ -129,15 +129,9 @@ class RouterService:
             states_out_of_order=self.directory.states_out_of_order,
             states_arrived_stale=self.directory.states_arrived_stale,
             consumer_dead_letters=sum(f.undecodable for f in self.feeds),
-            events_accepted=stats.accepted,
-            events_published=stats.sent,
-            events_dropped=stats.dropped,
+            publisher=stats,
             events_pending=self.publisher.pending,
-            publish_failures=stats.send_failures,
-            ejections=self.directory.ejections.counters.ejections,
-            readmissions=self.directory.ejections.counters.readmissions,
-            ejections_capped=self.directory.ejections.counters.capped,
-            ejections_spared=self.directory.ejections.counters.spared,
+            ejection=self.directory.ejections.counters,
             instances_ejected=self.directory.ejections.ejected_count(),
         )
 
