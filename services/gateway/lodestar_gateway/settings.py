@@ -16,24 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lodestar.policy.directory import check_directory_settings
 from lodestar.tokenizer import BLOCK_SIZE
+from lodestar_router.settings import Port, StaticInstance  # one description of an instance for both
 from lodestar_schemas.router_api import MAX_BLOCKS
 
-Port = Annotated[int, Field(ge=0, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 #: The longest prompt the router contract can describe (its block-hash list is bounded).
 MAX_ROUTABLE_PROMPT_TOKENS = MAX_BLOCKS * BLOCK_SIZE
-
-
-class StaticInstance(BaseModel):
-    """An instance known without the instance-state topic (tests, simple setups)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    instance_id: str = Field(min_length=1, max_length=256)
-    url: str = Field(min_length=1, max_length=2048)
-    model: str = Field(min_length=1, max_length=256)
-    max_model_len: int | None = Field(default=None, ge=1)
 
 
 class KeyLimits(BaseModel):
