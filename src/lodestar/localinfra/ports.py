@@ -37,9 +37,14 @@ LISTEN_BACKLOG = 4096
 
 def bind_socket(host: str, port: int, owner: str) -> socket.socket:
     """A listening, non-blocking TCP socket on ``host:port`` (port 0: any free port); ``owner``
-    names who wanted it in the error ("gateway port 8080 on 127.0.0.1 is already in use")."""
+    names who wanted it in the error ("gateway port 8080 on 127.0.0.1 is already in use").
+
+    ``host`` is an address or a name; "" means every interface, as in ``socket.bind``. A name
+    with both an IPv4 and an IPv6 address binds the IPv4 one (``localhost`` is 127.0.0.1 on
+    every machine, whatever order the resolver gives)."""
     try:
-        family, kind, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, _, _, addr = next((a for a in found if a[0] == socket.AF_INET), found[0])
     except socket.gaierror as exc:
         raise PortInUseError(
             errno.EADDRNOTAVAIL, f"{owner} host {host!r} cannot be resolved ({exc.strerror})"

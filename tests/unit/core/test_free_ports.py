@@ -120,10 +120,11 @@ def test_a_host_that_does_not_resolve_is_named() -> None:
     assert caught.value.errno == errno.EADDRNOTAVAIL
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", ""])
 def test_a_bound_socket_listens_over_tcp_without_blocking(host: str) -> None:
-    """A host name resolves and an IPv6 literal binds IPv6; the protocol is named TCP, which
-    asyncio needs to switch Nagle off on the accepted connections (see ``bind_socket``)."""
+    """A host name resolves (to IPv4 first), an IPv6 literal binds IPv6, "" every interface;
+    the protocol is named TCP, which asyncio needs to switch Nagle off on the accepted
+    connections (see ``bind_socket``)."""
     if host == "::1" and not socket.has_ipv6:
         pytest.skip("this Python has no IPv6")
     sock = bind_socket(host, 0, "test")
@@ -131,7 +132,28 @@ def test_a_bound_socket_listens_over_tcp_without_blocking(host: str) -> None:
         assert sock.proto == socket.IPPROTO_TCP
         assert sock.family == (socket.AF_INET6 if host == "::1" else socket.AF_INET)
         assert not sock.getblocking()
-        with socket.create_connection(sock.getsockname()[:2], timeout=2):
+        if host == "":
+            assert sock.getsockname()[0] == "0.0.0.0"
+        with socket.create_connection((host or "127.0.0.1", sock.getsockname()[1]), timeout=2):
             pass  # the kernel completes the handshake from the backlog: it listens
+    finally:
+        sock.close()
+
+
+def test_a_name_with_both_families_binds_its_ipv4_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that lists ``localhost``'s IPv6 address first (some /etc/hosts do) must not
+    move a service off 127.0.0.1, where every client in this project connects."""
+    real = socket.getaddrinfo
+
+    def six_first(host: str | None, port: int, *args: object, **kwargs: object) -> list[object]:
+        if host == "dual-stack.test":
+            v6, v4 = real("::1", port, type=socket.SOCK_STREAM), real("127.0.0.1", port, type=socket.SOCK_STREAM)
+            return [*v6, *v4]
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", six_first)
+    sock = bind_socket("dual-stack.test", 0, "test")
+    try:
+        assert sock.family == socket.AF_INET and sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
