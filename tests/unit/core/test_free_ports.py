@@ -113,6 +113,11 @@ def test_a_taken_service_port_is_named_without_the_errno_prefix() -> None:
         held.close()
 
 
+def test_an_address_not_on_this_host_cannot_be_bound() -> None:
+    with pytest.raises(PortInUseError, match=r"port 8001 on 192\.0\.2\.1 cannot be bound"):
+        bind_socket("192.0.2.1", 8001, "x")  # TEST-NET-1: never a local address
+
+
 def test_a_host_that_does_not_resolve_is_named() -> None:
     with pytest.raises(PortInUseError) as caught:
         bind_socket("no-such-host.invalid", 8080, "gateway")  # .invalid never resolves (RFC 2606)

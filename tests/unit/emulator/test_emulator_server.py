@@ -1,5 +1,6 @@
-"""Listeners on real sockets: busy and unbindable ports, all-or-nothing fleet binding, go-away
-and come-back (also when the port was taken meanwhile), and construction errors."""
+"""Listeners on real sockets: all-or-nothing fleet binding, go-away and come-back (also when
+the port was taken meanwhile), and construction errors. ``bind_socket`` itself (busy and
+unbindable ports) is tested with the ports, in ``tests/unit/core/test_free_ports.py``."""
 
 from __future__ import annotations
 
@@ -18,22 +19,6 @@ from lodestar.emulator.settings import EmulatorSettings
 from lodestar.localinfra.ports import PortInUseError, bind_socket, free_port_block
 
 LOG = structlog.get_logger("test")
-
-
-def test_a_busy_port_names_the_port_and_its_owner() -> None:
-    held = bind_socket("127.0.0.1", 0, "first")
-    port = held.getsockname()[1]
-    try:
-        with pytest.raises(PortInUseError) as info:
-            bind_socket("127.0.0.1", port, "h100-sxm-0")
-        assert str(info.value) == f"h100-sxm-0 port {port} on 127.0.0.1 is already in use"
-    finally:
-        held.close()
-
-
-def test_an_address_not_on_this_host_cannot_be_bound() -> None:
-    with pytest.raises(PortInUseError, match=r"port 8001 on 192\.0\.2\.1 cannot be bound"):
-        bind_socket("192.0.2.1", 8001, "x")  # TEST-NET-1: never a local address
 
 
 def test_free_port_block_is_consecutive_and_free() -> None:
