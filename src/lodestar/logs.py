@@ -27,3 +27,11 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s", force=True)
+
+
+def quiet_kafka_client() -> None:
+    """aiokafka's INFO lines (connections, metadata, group joins) down to warnings, except its
+    fetcher's: its one INFO line says a consumer's position was reset after "offset out of
+    range", which moves the position past records that were never delivered."""
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.INFO)

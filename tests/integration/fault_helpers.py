@@ -45,6 +45,14 @@ def fault_stack(infra: LocalInfraSettings, env: Mapping[str, str]) -> Stack:
     return Stack(config, infra)
 
 
+def position_jumps(stack: Stack, name: str) -> str:
+    """Lines of ``name``'s log (this run) where a consumer skipped records or aiokafka reset a
+    position: what to look at when a consumer missed an event."""
+    log = stack.component(name).process.run_log_tail(n_bytes=10_000_000)
+    lines = [ln for ln in log.splitlines() if "event_offsets_skipped" in ln or "out of range" in ln]
+    return "\n".join(lines) or f"(no skip or position reset in {name}'s log)"
+
+
 def kafka_of(stack: Stack) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=f"127.0.0.1:{stack.config.ports.broker}", topic_prefix=PREFIX)
 

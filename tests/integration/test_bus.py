@@ -10,13 +10,14 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from structlog.testing import capture_logs
 
 from lodestar.bus.consume import EventConsumer, Received
 from lodestar.bus.model_topic import newest_model_update, put_model_update
 from lodestar.bus.publish import BufferedPublisher, EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar_schemas import DeadLetter, Event, ModelUpdate, TopicName
+from lodestar_schemas import DeadLetter, Event, InstanceState, ModelUpdate, TopicName
 from lodestar_schemas.topics import TOPICS, spec_for_event
 
 pytestmark = pytest.mark.integration
@@ -83,6 +84,47 @@ async def test_replay_topic_from_the_beginning(topics: KafkaSettings, events: li
     await reader.stop()
     assert [r.event.num_running for r in once] == list(range(50))  # type: ignore[attr-defined]
     assert [r.event.num_running for r in twice] == list(range(50))  # type: ignore[attr-defined]
+
+
+async def _read_then_jump(settings: KafkaSettings, topic: TopicName, events: list[Event], jump: int) -> EventConsumer:
+    """Publish ``events`` to ``topic``, read two, move the position ``jump`` offsets past what
+    was read (as aiokafka's silent reset after "offset out of range" does), read the rest."""
+    await _publish(settings, events)
+    consumer = EventConsumer(settings, [topic], group_id=None)
+    await consumer.start()
+    try:
+        first: list[Received] = []
+        while len(first) < 2:
+            first.extend(await consumer.poll(timeout_ms=200, max_records=2 - len(first)))
+        consumer.client.seek(TopicPartition(settings.topic(topic.value), 0), first[-1].offset + 1 + jump)
+        await _drain(consumer, len(events) - 2 - jump)
+    finally:
+        await consumer.stop()
+    return consumer
+
+
+async def test_a_consumer_whose_position_jumps_past_records_logs_and_counts_them(
+    topics: KafkaSettings, events: list[Event]
+) -> None:
+    state = next(e for e in events if isinstance(e, InstanceState))
+    batch = [state.model_copy(update={"num_running": i, "event_id": uuid.uuid4()}) for i in range(10)]
+    with capture_logs() as logs:
+        consumer = await _read_then_jump(topics, TopicName.INSTANCE_STATE, batch, jump=3)
+    assert consumer.stats.received == 7
+    assert consumer.stats.skipped_offsets == 3
+    (skip,) = [e for e in logs if e["event"] == "event_offsets_skipped"]
+    assert skip["topic"] == topics.topic(TopicName.INSTANCE_STATE.value)
+    assert (skip["expected"], skip["resumed_at"], skip["skipped"]) == (2, 5, 3)
+
+
+async def test_holes_in_a_compacted_topics_offsets_are_not_skips(topics: KafkaSettings, events: list[Event]) -> None:
+    (model,) = [e for e in events if isinstance(e, ModelUpdate)]
+    updates = [model.model_copy(update={"version": v, "event_id": uuid.uuid4()}) for v in range(1, 7)]
+    with capture_logs() as logs:
+        consumer = await _read_then_jump(topics, TopicName.MODEL_UPDATES, updates, jump=2)
+    assert consumer.stats.received == 4
+    assert consumer.stats.skipped_offsets == 0
+    assert not [e for e in logs if e["event"] == "event_offsets_skipped"]
 
 
 async def test_malformed_bytes_on_each_topic_are_dead_lettered_and_consumer_continues(

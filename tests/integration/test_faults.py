@@ -47,6 +47,7 @@ from fault_helpers import (
     fault_stack,
     get_json,
     kafka_of,
+    position_jumps,
     read_topic,
     restore,
     scrape,
@@ -174,7 +175,10 @@ async def test_poisoned_events_are_dead_lettered_and_no_consumer_crashes(stack: 
             delta = total(await scrape(url_of(stack, name)), metric) - before[name]
             return delta if delta >= want else None
 
-        counted[name] = await until(f"{name} to count {want} dead letters", moved)
+        try:
+            counted[name] = await until(f"{name} to count {want} dead letters", moved)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{position_jumps(stack, name)}") from None
 
     # Every poisoned message has a dead letter with its reason (several consumers send the
     # same letter: its id is derived from the message's position, so the copies are one event).

@@ -9,6 +9,13 @@ everything before it. :meth:`EventConsumer.poll` raises :class:`LogRewoundError`
 :class:`~lodestar.bus.rewind.RewindWatch` confirmed the loss (tansu misreports the watermark
 of intact logs too), so the caller restarts its consumer (offsets from its group or its reset
 policy, topics created again).
+
+A consumer whose position jumps forward without delivering the records in between (aiokafka
+resets the position silently when the broker answers a fetch with "offset out of range", and
+one record too large for the fetch moves it one on) has skipped records. On a topic that is not
+compacted, where offsets have no holes, :meth:`EventConsumer.poll` logs each such skip
+(``event_offsets_skipped``) and counts the skipped offsets in ``stats.skipped_offsets``:
+nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from lodestar.bus.rewind import RewindWatch
 from lodestar.bus.settings import KafkaSettings
 from lodestar_schemas.codec import EventDecodeError, decode_event
 from lodestar_schemas.events import DeadLetter, Event
-from lodestar_schemas.topics import TopicName
+from lodestar_schemas.topics import TopicName, topic_spec
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +67,7 @@ class LogRewoundError(RuntimeError):
 class ConsumerStats:
     received: int = 0
     dead_lettered: int = 0
+    skipped_offsets: int = 0
 
 
 class EventConsumer:
@@ -85,6 +93,10 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._consumer: AIOKafkaConsumer | None = None
         self.rewind = RewindWatch()
+        # compaction leaves holes in a log's offsets: a jump there is not a skip
+        self._holes_expected = frozenset(
+            settings.topic(t.value) for t in self.topics if topic_spec(t).config.get("cleanup.policy") == "compact"
+        )
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -132,7 +144,11 @@ class EventConsumer:
         batches = await client.getmany(timeout_ms=timeout_ms, max_records=max_records)
         out: list[Received] = []
         for tp, fetched in batches.items():
-            for record in self.rewind.admit(tp, fetched):
+            expected = self.rewind.next_offset(tp)
+            admitted = self.rewind.admit(tp, fetched)
+            if admitted and expected is not None and admitted[0].offset > expected:
+                self._skipped(tp, expected, admitted[0].offset)
+            for record in admitted:
                 try:
                     event = decode_event(tp.topic, record.value, self.settings.topic_prefix)
                 except EventDecodeError as exc:
@@ -174,6 +190,19 @@ class EventConsumer:
             for p in sorted(self.client.partitions_for_topic(name) or ()):
                 parts.append(TopicPartition(name, p))
         return parts
+
+    def _skipped(self, tp: TopicPartition, expected: int, resumed_at: int) -> None:
+        if tp.topic in self._holes_expected:
+            return
+        self.stats.skipped_offsets += resumed_at - expected
+        log.warning(
+            "event_offsets_skipped",
+            topic=tp.topic,
+            partition=tp.partition,
+            expected=expected,
+            resumed_at=resumed_at,
+            skipped=resumed_at - expected,
+        )
 
     async def _dead_letter(
         self, tp: TopicPartition, offset: int, value: bytes | None, exc: EventDecodeError, timestamp_ms: int = -1

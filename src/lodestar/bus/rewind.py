@@ -59,6 +59,10 @@ class RewindWatch:
         self._suspects.clear()
         self._trusted.clear()
 
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        """The offset after the last record of ``tp`` delivered; None before the first."""
+        return self._next.get(tp)
+
     def admit(self, tp: TopicPartition, records: Sequence[R]) -> list[R]:
         """The records of ``tp`` to deliver: all of them, except those re-read to clear a
         suspicion (already delivered once)."""

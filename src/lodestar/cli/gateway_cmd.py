@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from lodestar.bus.settings import KafkaSettings
-from lodestar.logs import configure_logging
+from lodestar.logs import configure_logging, quiet_kafka_client
 from lodestar.serving import event_loop_factory
 
 _OPTION_OF = {
@@ -94,7 +94,7 @@ def gateway(
             name = str(first["loc"][0]).upper() if first["loc"] else "SETTINGS"
             _fail(f"invalid LODESTAR_ROUTER_{name} (embedded router): {first['msg']}")
     configure_logging(settings.log_level, settings.json_logs)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    quiet_kafka_client()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:
         service = GatewayService.build(settings, kafka, router_settings)

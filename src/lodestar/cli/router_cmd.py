@@ -9,7 +9,6 @@ with status 2; a port in use exits with status 1.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from lodestar.bus.settings import KafkaSettings
-from lodestar.logs import configure_logging
+from lodestar.logs import configure_logging, quiet_kafka_client
 from lodestar.policy.profile_spec import ProfileError
 from lodestar.serving import event_loop_factory
 
@@ -81,7 +80,7 @@ def router(
     except SettingsError as exc:  # a complex value (LODESTAR_ROUTER_INSTANCES) that is not JSON
         _fail(f"invalid environment: {exc}")
     configure_logging(settings.log_level, settings.json_logs)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    quiet_kafka_client()
     try:
         service = RouterService.build(settings, kafka)
     except ProfileError as exc:
