@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 
+from lodestar.openai_errors import OpenAIError
 from lodestar_gateway.auth import KeyTable, presented_key
-from lodestar_gateway.errors import GatewayError
 from lodestar_gateway.ratelimit import ClientTable, Limits, retry_after_header
 from lodestar_gateway.settings import GatewaySettings
 
 
-class RateLimited(GatewayError):
+class RateLimited(OpenAIError):
     """429 with the seconds after which a retry can succeed (``Retry-After``)."""
 
     def __init__(self, message: str, retry_after_s: float, error_class: str) -> None:
@@ -38,8 +38,8 @@ class RateLimited(GatewayError):
         return {"retry-after": retry_after_header(self.retry_after_s)}
 
 
-def unauthorized() -> GatewayError:
-    return GatewayError(
+def unauthorized() -> OpenAIError:
+    return OpenAIError(
         HTTPStatus.UNAUTHORIZED,
         "Missing or invalid API key (send 'Authorization: Bearer <key>').",
         None,
@@ -69,7 +69,7 @@ class Access:
         return len(self.keys) > 0
 
     def admit(self, authorization: str | None, api_key: str | None) -> str:
-        """The client's name; GatewayError 401 (unknown key) or RateLimited (bucket empty)."""
+        """The client's name; OpenAIError 401 (unknown key) or RateLimited (bucket empty)."""
         if self.keys_required:
             name = self.keys.identify(presented_key(authorization, api_key))
             if name is None:

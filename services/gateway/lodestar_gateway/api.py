@@ -26,9 +26,9 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
+from lodestar.openai_errors import JSON, OpenAIError, install_error_handlers
 from lodestar.openapi_doc import Operation, document
 from lodestar.serving import HotRoutes
-from lodestar_gateway.errors import JSON, GatewayError, install_error_handlers
 from lodestar_gateway.exchange import Exchange, Proxy
 from lodestar_gateway.inputs import Kind, Limits, parse_request
 from lodestar_gateway.metrics import CONTENT_TYPE
@@ -80,14 +80,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _too_large(limit: int) -> GatewayError:
-    return GatewayError(
+def _too_large(limit: int) -> OpenAIError:
+    return OpenAIError(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body exceeds {limit} bytes.", None, "body_too_large"
     )
 
 
 def _internal_error(_: Exception) -> Response:
-    return GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error").response()
+    return OpenAIError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error").response()
 
 
 def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
@@ -111,7 +111,7 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
             parsed_s = time.perf_counter()
             if parsed.stream:
                 release = access.open_stream(client)
-        except GatewayError as exc:
+        except OpenAIError as exc:
             endpoint = "chat" if kind == "chat" else "completions"
             proxy.metrics.requests.labels(endpoint, "error", str(exc.status.value)).inc()
             log.info("request_refused", request_id=rid, http_status=exc.status.value, error_class=exc.error_class)
@@ -150,7 +150,7 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
     async def models(request: Request) -> Response:
         try:
             access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
-        except GatewayError as exc:
+        except OpenAIError as exc:
             return exc.response()
         data = []
         for served in proxy.fleet.models():

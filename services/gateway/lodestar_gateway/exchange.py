@@ -41,10 +41,10 @@ from starlette.responses import Response as AsgiResponse
 from starlette.types import Receive, Scope, Send
 
 from lodestar.http_client import ConnectFailed, ConnectionBroken, HttpClient, HttpError, ProtocolError, Response
+from lodestar.openai_errors import JSON, OpenAIError, context_too_long, model_not_found
 from lodestar.policy.contracts import Outcome
 from lodestar_gateway.access import Access
 from lodestar_gateway.assemble import Assembler
-from lodestar_gateway.errors import JSON, GatewayError, context_too_long, model_not_found
 from lodestar_gateway.fleet import LocalFleet
 from lodestar_gateway.inputs import ParsedRequest
 from lodestar_gateway.metrics import GatewayMetrics
@@ -135,7 +135,7 @@ class Exchange(AsgiResponse):
             proxy.inflight_streams += 1
         try:
             await self._serve(down)
-        except GatewayError as exc:
+        except OpenAIError as exc:
             await self._send_error(down, exc)
         except asyncio.CancelledError:
             if not self._client_gone:
@@ -144,7 +144,7 @@ class Exchange(AsgiResponse):
             self.m.fail("cancelled", 499, "client_disconnected")
         except Exception as exc:  # a bug: answer 500 and report it, never hang the client
             log.exception("exchange_failed", request_id=self.request_id)
-            await self._send_error(down, GatewayError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error"))
+            await self._send_error(down, OpenAIError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal gateway error"))
             self.m.error_class = f"internal:{type(exc).__name__}"
         finally:
             down.done = True
@@ -167,7 +167,7 @@ class Exchange(AsgiResponse):
                     task.cancel()
                 return
 
-    async def _send_error(self, down: Downstream, exc: GatewayError) -> None:
+    async def _send_error(self, down: Downstream, exc: OpenAIError) -> None:
         self.m.fail("error", exc.status.value, exc.error_class)
         await down.error(exc)
 
@@ -182,7 +182,7 @@ class Exchange(AsgiResponse):
             asked_s = time.perf_counter()
             try:
                 route = await proxy.routing.route(self.route_request, exclude)
-            except GatewayError as exc:
+            except OpenAIError as exc:
                 if not exclude:
                     raise
                 raise self._unreachable(failure) from exc  # every instance left has failed
@@ -227,10 +227,10 @@ class Exchange(AsgiResponse):
         finally:
             response.close()
 
-    def _unreachable(self, kind: str) -> GatewayError:
+    def _unreachable(self, kind: str) -> OpenAIError:
         m = self.m
         last = f"; last: {m.instance_id} ({kind})" if m.instance_id else ""
-        return GatewayError(
+        return OpenAIError(
             HTTPStatus.BAD_GATEWAY,
             f"Could not reach an instance for model `{m.model}` ({m.attempts} attempts{last}).",
             error_class=f"upstream_{kind}",
@@ -293,7 +293,7 @@ class Exchange(AsgiResponse):
                 backoff_s=backoff,
             )  # fmt: skip
 
-    def _deadline(self, what: str) -> GatewayError:
+    def _deadline(self, what: str) -> OpenAIError:
         s = self.proxy.settings
         limits = {
             "first_token_timeout": s.first_token_timeout_s,
@@ -301,7 +301,7 @@ class Exchange(AsgiResponse):
             "idle_timeout": s.idle_timeout_s,
         }
         instance = self._route.instance_id if self._route is not None else "?"
-        return GatewayError(
+        return OpenAIError(
             HTTPStatus.GATEWAY_TIMEOUT,
             f"Instance {instance} exceeded the gateway's {what} ({limits[what]:g} s).",
             error_class=what,
@@ -354,7 +354,7 @@ class Exchange(AsgiResponse):
             m.last_token_s = scanner.last_token_s
             m.completion_tokens = scanner.completion_tokens
         if not scanner.done:
-            raise GatewayError(
+            raise OpenAIError(
                 HTTPStatus.BAD_GATEWAY,
                 f"Instance {m.instance_id} ended the stream without [DONE].",
                 error_class="upstream_incomplete",
@@ -412,9 +412,9 @@ class Exchange(AsgiResponse):
             )  # fmt: skip
 
 
-def _upstream_broke(route: Route | None, exc: HttpError) -> GatewayError:
+def _upstream_broke(route: Route | None, exc: HttpError) -> OpenAIError:
     instance = route.instance_id if route is not None else "?"
-    return GatewayError(
+    return OpenAIError(
         HTTPStatus.BAD_GATEWAY,
         f"The connection to instance {instance} broke ({type(exc).__name__}).",
         error_class="upstream_disconnected",

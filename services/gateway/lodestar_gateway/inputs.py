@@ -1,6 +1,6 @@
 """From a client's body to what the gateway needs: the model, the routing inputs (prompt tokens,
 chained 16-token block hashes, expected output) and the body to send upstream. Pure; every
-error is a :class:`~lodestar_gateway.errors.GatewayError` (400) naming the field.
+error is a :class:`~lodestar_gateway.errors.OpenAIError` (400) naming the field.
 
 - Chat: ``render_chat(messages)`` (the project's chat template), tokenised once.
 - Completions: the prompt string, or a list of token ids (block hashes from those ids); a
@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from lodestar import tokenizer
+from lodestar.openai_errors import bad_request, invalid_body
 from lodestar.workload.request import Prompt
-from lodestar_gateway.errors import bad_request, invalid_body
 from lodestar_gateway.protocol import ChatCompletionRequest, CompletionRequest
 
 Kind = Literal["chat", "completion"]

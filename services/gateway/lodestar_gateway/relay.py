@@ -13,7 +13,7 @@
 
 Deadlines raise :class:`RelayTimeout` naming the deadline; the client's errors
 (:class:`~lodestar.http_client.HttpError`) propagate. The caller turns both into a
-:class:`~lodestar_gateway.errors.GatewayError`, which :meth:`Downstream.error` sends as a
+:class:`~lodestar_gateway.errors.OpenAIError`, which :meth:`Downstream.error` sends as a
 JSON answer before the response started, as an SSE error event and ``[DONE]`` after.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Message, Send
 
 from lodestar.http_client import HttpError, Response
-from lodestar_gateway.errors import JSON, GatewayError
+from lodestar.openai_errors import JSON, OpenAIError
 from lodestar_gateway.sse import StreamScanner
 
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -73,7 +73,7 @@ class Downstream:
         self.done = True
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def error(self, exc: GatewayError) -> None:
+    async def error(self, exc: OpenAIError) -> None:
         """``exc`` as a JSON answer, or as the last events of a started stream."""
         if self.started:
             self.done = True

@@ -188,7 +188,7 @@ class Routing:
 
     async def route(self, request: RouteRequest, exclude: Collection[str] = ()) -> Route:
         """A route for ``request`` (``request.exclude`` is replaced by ``exclude``); a 503
-        GatewayError when neither the router nor the local policy has an instance."""
+        OpenAIError when neither the router nor the local policy has an instance."""
         if self.router is None:
             reason = "no_router"
         else:

@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from lodestar.learn.objective import Objective
 from lodestar.learn.policy import LodestarPolicy
+from lodestar.openai_errors import OpenAIError, bad_request, install_error_handlers, parse_body
 from lodestar.policy.contracts import Policy
 from lodestar.policy.profile_spec import ProfileError
 from lodestar_router.dispatch import Dispatcher, NotLearnedError
-from lodestar_router.errors import ApiError, bad_request, install_error_handlers, parse_body
 
 
 class PolicyChange(BaseModel):
@@ -86,7 +86,7 @@ def bearer_auth(token: SecretStr) -> Callable[..., object]:
     async def check(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise ApiError(
+            raise OpenAIError(
                 HTTPStatus.UNAUTHORIZED,
                 "missing or invalid admin token (send 'Authorization: Bearer <LODESTAR_ROUTER_ADMIN_TOKEN>')",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -166,7 +166,7 @@ def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
 
 def build_admin_app(state: AdminState, token: SecretStr) -> FastAPI:
     app = FastAPI(title="Lodestar router admin", docs_url=None, redoc_url=None)
-    install_error_handlers(app)
+    install_error_handlers(app, catch_unexpected=True)
     router = APIRouter(prefix="/admin", dependencies=[Depends(bearer_auth(token))])
 
     @router.post("/policy", openapi_extra=_body_doc(PolicyChange))

@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lodestar.learn.policy import LodestarPolicy
+from lodestar.openai_errors import OpenAIError, from_validation_error, install_error_handlers, internal_error
 from lodestar.openapi_doc import Operation, document
 from lodestar.policy.contracts import NoCandidateError
 from lodestar.serving import HotRoutes
 from lodestar_router.dispatch import Dispatcher
-from lodestar_router.errors import ApiError, from_validation_error, install_error_handlers, internal_error
 from lodestar_router.metrics import CONTENT_TYPE, RouterMetrics
 from lodestar_schemas.router_api import FeedbackBatch, RouteRequest, RouteResponse
 
@@ -100,7 +100,7 @@ def build_app(dispatcher: Dispatcher, metrics: RouterMetrics, health: Callable[[
     ``POST /v1/feedback`` (every request's critical path: their handlers answer their own
     refusals, so the framework's middleware stack is not crossed)."""
     app = FastAPI(title="Lodestar router", docs_url=None, redoc_url=None)
-    install_error_handlers(app)
+    install_error_handlers(app, catch_unexpected=True)
 
     async def route(request: Request) -> Response:
         body = await request.body()
@@ -112,7 +112,7 @@ def build_app(dispatcher: Dispatcher, metrics: RouterMetrics, health: Callable[[
         try:
             answer = dispatcher.route(req, time.monotonic())
         except NoCandidateError as exc:
-            return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), "model").response()
+            return OpenAIError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), "model").response()
         return Response(answer.model_dump_json(), media_type=_JSON)
 
     async def feedback(request: Request) -> Response:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 
-from lodestar.emulator.errors import bad_request, validation_error
 from lodestar.emulator.faults import FaultInjector, FaultSpec, FaultStatus
+from lodestar.openai_errors import bad_request, invalid_body
 
 _FAULT: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 
@@ -29,7 +29,7 @@ async def parse_fault(request: Request) -> FaultSpec:
     try:
         return _FAULT.validate_python(data)
     except ValidationError as exc:
-        raise validation_error(exc.errors()) from None
+        raise invalid_body(exc.errors()) from None
 
 
 def admin_router(faults: Callable[[], FaultInjector]) -> APIRouter:

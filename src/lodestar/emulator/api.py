@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 
 from lodestar.emulator.admin import admin_router
-from lodestar.emulator.errors import install_error_handlers
 from lodestar.emulator.metrics import CONTENT_TYPE
 from lodestar.emulator.prompts import chat_prompt, completion_prompt, resolve_max_tokens
 from lodestar.emulator.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
@@ -28,6 +27,7 @@ from lodestar.emulator.render import (
 )
 from lodestar.emulator.responses import TokenStreamResponse, WholeResponse
 from lodestar.emulator.stream import RequestState
+from lodestar.openai_errors import install_error_handlers
 from lodestar.workload.request import Prompt
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
 from lodestar.emulator.admin import parse_fault
-from lodestar.emulator.errors import OpenAIError, install_error_handlers
 from lodestar.emulator.faults import FaultStatus
+from lodestar.openai_errors import OpenAIError, install_error_handlers
 
 if TYPE_CHECKING:
     from lodestar.emulator.instance import EmulatedInstance

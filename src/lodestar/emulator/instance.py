@@ -19,7 +19,6 @@ from lodestar.cluster.spec import InstanceSpec
 from lodestar.emulator.api import build_app
 from lodestar.emulator.clock import VirtualClock
 from lodestar.emulator.driver import EngineDriver
-from lodestar.emulator.errors import OpenAIError, context_too_long, model_not_found
 from lodestar.emulator.faults import FaultInjector
 from lodestar.emulator.lag import LagMonitor
 from lodestar.emulator.metrics import EmulatorGauges, InstanceMetrics, MetricsCollector
@@ -30,6 +29,7 @@ from lodestar.emulator.server import InstanceServer
 from lodestar.emulator.settings import EmulatorSettings
 from lodestar.emulator.stream import CloseReason, RequestState
 from lodestar.engine.engine import Engine, RequestRejectedError
+from lodestar.openai_errors import OpenAIError, context_too_long, model_not_found
 from lodestar.workload.request import Prompt
 
 _FAULT_DROPS = (CloseReason.DROPPED, CloseReason.GONE)

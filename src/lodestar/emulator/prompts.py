@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import cast
 
 from lodestar import tokenizer
-from lodestar.emulator.errors import bad_request, context_too_long
 from lodestar.emulator.protocol import ChatCompletionRequest, CompletionRequest
+from lodestar.openai_errors import bad_request, context_too_long
 from lodestar.workload.request import Prompt
 
 

@@ -171,16 +171,3 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-class ErrorInfo(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: int
-
-
-class ErrorResponse(BaseModel):
-    """vLLM's error body: ``code`` is the HTTP status, ``type`` e.g. ``BadRequestError``."""
-
-    error: ErrorInfo

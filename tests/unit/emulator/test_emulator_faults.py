@@ -11,7 +11,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from lodestar.emulator.clock import VirtualClock
 from lodestar.emulator.driver import EngineDriver
-from lodestar.emulator.errors import validation_error
 from lodestar.emulator.faults import (
     DropFault,
     FailFault,
@@ -28,6 +27,7 @@ from lodestar.emulator.server import InstanceServer
 from lodestar.emulator.stream import RequestState
 from lodestar.engine.engine import Engine
 from lodestar.engine.profiles import instance_profile
+from lodestar.openai_errors import invalid_body
 
 SPEC: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 
@@ -67,7 +67,7 @@ def test_valid_fault_bodies(body: dict[str, Any], kind: type) -> None:
 def test_invalid_fault_bodies_are_400_naming_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(ValidationError) as info:
         SPEC.validate_python(body)
-    err = validation_error(info.value.errors())
+    err = invalid_body(info.value.errors())
     assert err.status == 400
     assert err.param == param
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
+from lodestar.openai_errors import OpenAIError
 from lodestar.serving import ApiServer, HotRoutes, bind_socket
-from lodestar_gateway.errors import GatewayError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,7 +40,7 @@ async def front() -> AsyncIterator[str]:
     sock = bind_socket("127.0.0.1", 0, "test")
 
     def internal(exc: Exception) -> Response:
-        return GatewayError(
+        return OpenAIError(
             HTTPStatus.INTERNAL_SERVER_ERROR, f"internal gateway error ({type(exc).__name__})"
         ).response()
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from lodestar import tokenizer
+from lodestar.openai_errors import OpenAIError
 from lodestar.workload.request import Prompt
-from lodestar_gateway.errors import GatewayError
 from lodestar_gateway.inputs import Kind, Limits, parse_request
 
 LIMITS = Limits(max_prompt_tokens=200, max_output_tokens=1000)
@@ -25,8 +25,8 @@ def _parse(kind: Kind, body: Any, limits: Limits = LIMITS) -> Any:
     return parse_request(kind, raw, limits)
 
 
-def _error(kind: Kind, body: Any) -> GatewayError:
-    with pytest.raises(GatewayError) as info:
+def _error(kind: Kind, body: Any) -> OpenAIError:
+    with pytest.raises(OpenAIError) as info:
         _parse(kind, body)
     return info.value
 
@@ -205,7 +205,7 @@ def test_non_stream_requests_go_upstream_as_streams_with_usage(stream: bool | No
 
 
 def test_a_body_nested_too_deeply_is_a_400() -> None:
-    with pytest.raises(GatewayError) as err:
+    with pytest.raises(OpenAIError) as err:
         parse_request("chat", b"[" * 100_000 + b"]" * 100_000, LIMITS)
     assert err.value.status == HTTPStatus.BAD_REQUEST and "nested too deeply" in err.value.message
 
@@ -224,7 +224,7 @@ def test_a_body_nested_too_deeply_is_a_400() -> None:
 def test_text_without_a_utf8_form_is_a_400(kind: Kind, raw: bytes) -> None:
     """Before from_json, json.loads took a lone surrogate escape and the tokenizer failed on it
     (a 500)."""
-    with pytest.raises(GatewayError) as err:
+    with pytest.raises(OpenAIError) as err:
         parse_request(kind, raw, LIMITS)
     assert err.value.status == HTTPStatus.BAD_REQUEST and "not valid JSON: " in err.value.message
     assert "line 1 column" in err.value.message  # where, in the parser's words
@@ -241,7 +241,7 @@ def test_a_surrogate_pair_escape_is_one_character_and_a_bom_is_ignored() -> None
 
 
 def test_stream_options_without_stream_are_refused_as_vllm_does() -> None:
-    with pytest.raises(GatewayError) as err:
+    with pytest.raises(OpenAIError) as err:
         _parse("chat", {"model": "m", "messages": MSGS, "stream_options": {"include_usage": True}})
     assert err.value.param == "stream_options" and "stream=True" in err.value.message
 

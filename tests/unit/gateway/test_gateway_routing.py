@@ -15,9 +15,9 @@ from tcp_server import tcp_server
 
 from lodestar.emulator.fleet import EmulatedFleet
 from lodestar.http_client import HttpClient
+from lodestar.openai_errors import OpenAIError
 from lodestar.plugins import full_registry, resolve_profile
 from lodestar.policy.profile_spec import build_policy
-from lodestar_gateway.errors import GatewayError
 from lodestar_gateway.fleet import LocalFleet
 from lodestar_gateway.metrics import GatewayMetrics
 from lodestar_gateway.routing import RouterClient, Routing
@@ -190,7 +190,7 @@ async def test_a_refused_router_connection_falls_back() -> None:
 async def test_no_local_instance_after_a_router_failure_is_503() -> None:
     async with http_server(None) as (url, _), client_for_router() as client:
         routing, _ = _routing(url, client)
-        with pytest.raises(GatewayError) as info:
+        with pytest.raises(OpenAIError) as info:
             await routing.route(REQUEST, exclude=["h100-0"])
     assert info.value.status.value == 503 and "every instance failed" in info.value.message
 
