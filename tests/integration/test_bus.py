@@ -17,7 +17,7 @@ from lodestar.bus.consume import EventConsumer, Received
 from lodestar.bus.model_topic import newest_model_update, put_model_update
 from lodestar.bus.publish import BufferedPublisher, EventPublisher
 from lodestar.bus.settings import KafkaSettings
-from lodestar_schemas import DeadLetter, Event, InstanceState, ModelUpdate, TopicName
+from lodestar_schemas import DeadLetter, Event, InstanceState, ModelUpdate, RouteDecision, TopicName
 from lodestar_schemas.topics import TOPICS, spec_for_event
 
 pytestmark = pytest.mark.integration
@@ -125,6 +125,60 @@ async def test_holes_in_a_compacted_topics_offsets_are_not_skips(topics: KafkaSe
     assert consumer.stats.received == 4
     assert consumer.stats.skipped_offsets == 0
     assert not [e for e in logs if e["event"] == "event_offsets_skipped"]
+
+
+async def test_a_partition_back_from_another_group_member_resumes_without_a_skip(
+    topics: KafkaSettings, events: list[Event]
+) -> None:
+    """The other member read the partition on and committed; its return is no skip."""
+    fast = topics.model_copy(
+        update={"session_timeout_ms": 4000, "rebalance_timeout_ms": 4000, "heartbeat_interval_ms": 500}
+    )
+    decision = next(e for e in events if isinstance(e, RouteDecision))
+
+    def batch(n: int) -> list[Event]:
+        return [
+            decision.model_copy(update={"decision_id": f"d-{uuid.uuid4()}", "event_id": uuid.uuid4()}) for _ in range(n)
+        ]
+
+    async def both_read(consumers: list[EventConsumer], events: list[Event]) -> bool:
+        """Poll until every one of ``events`` was read (a rebalance may deliver some twice)."""
+        want = {e.event_id for e in events}
+        deadline = asyncio.get_running_loop().time() + 30
+        while want and asyncio.get_running_loop().time() < deadline:
+            for c in consumers:
+                got = await c.poll(timeout_ms=100)
+                want -= {r.event.event_id for r in got}
+        for c in consumers:
+            await c.commit()
+        return not want
+
+    a = EventConsumer(fast, [TopicName.ROUTE_DECISIONS], group_id="g-rebalance")
+    b = EventConsumer(fast, [TopicName.ROUTE_DECISIONS], group_id="g-rebalance")
+    await a.start()
+    try:
+        first = batch(20)
+        await _publish(fast, first)
+        assert await both_read([a], first)
+        joining = asyncio.create_task(b.start())  # the join needs a to take part: keep it polling
+        deadline = asyncio.get_running_loop().time() + 30
+        while not joining.done() or len(a.client.assignment()) != 2:
+            assert asyncio.get_running_loop().time() < deadline, "the group did not rebalance"
+            await a.poll(timeout_ms=100)
+        await joining
+        assert len(b.client.assignment()) == 2
+        second = batch(40)
+        await _publish(fast, second)
+        assert await both_read([a, b], second)
+        await b.stop()  # a gets b's partitions back, at b's commits
+        third = batch(20)
+        await _publish(fast, third)
+        assert await both_read([a], third)
+        assert len(a.client.assignment()) == 4
+    finally:
+        await a.stop()
+        await b.stop()
+    assert a.stats.skipped_offsets == 0 and b.stats.skipped_offsets == 0
 
 
 async def test_malformed_bytes_on_each_topic_are_dead_lettered_and_consumer_continues(

@@ -15,7 +15,8 @@ resets the position silently when the broker answers a fetch with "offset out of
 one record too large for the fetch moves it one on) has skipped records. On a topic that is not
 compacted, where offsets have no holes, :meth:`EventConsumer.poll` logs each such skip
 (``event_offsets_skipped``) and counts the skipped offsets in ``stats.skipped_offsets``:
-nothing is lost silently.
+nothing is lost silently. A partition revoked in a rebalance is forgotten, so one that comes
+back at another group member's commit is no skip.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from lodestar.bus.publish import EventPublisher
 from lodestar.bus.rewind import RewindWatch
@@ -61,6 +62,20 @@ class LogRewoundError(RuntimeError):
         self.partitions = partitions
         where = ", ".join(f"{tp} (read up to {pos}, log ends at {hw})" for tp, (pos, hw) in sorted(partitions.items()))
         super().__init__(f"the broker lost its log: {where}; restart the consumer")
+
+
+class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Positions of revoked partitions are forgotten: a partition that comes back resumes from
+    the commit of the member that had it meanwhile, which is no skip."""
+
+    def __init__(self, rewind: RewindWatch) -> None:
+        self.rewind = rewind
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.rewind.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        pass
 
 
 @dataclass
@@ -100,7 +115,6 @@ class EventConsumer:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            *(self.settings.topic(t.value) for t in self.topics),
             **self.settings.client_kwargs(),
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -114,6 +128,10 @@ class EventConsumer:
             # its topics created again) is seen within this, not aiokafka's default 5 minutes
             metadata_max_age_ms=5_000,
         )
+        self.rewind.reset()  # a new session: no position is known yet
+        # before start, as topics given to the constructor are (start waits for the assignment)
+        topics = [self.settings.topic(t.value) for t in self.topics]
+        consumer.subscribe(topics=topics, listener=_ForgetRevoked(self.rewind))
         await consumer.start()
         self._consumer = consumer
 

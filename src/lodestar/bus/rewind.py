@@ -21,7 +21,7 @@ Pure state; the caller supplies the watermark look-up and the seek. Event-loop o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -58,6 +58,14 @@ class RewindWatch:
         self._next.clear()
         self._suspects.clear()
         self._trusted.clear()
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget ``partitions`` (revoked in a rebalance: when one comes back, another member
+        of the group may have read it on, and this consumer resumes from that member's commit)."""
+        for tp in partitions:
+            self._next.pop(tp, None)
+            self._suspects.pop(tp, None)
+            self._trusted.pop(tp, None)
 
     def next_offset(self, tp: TopicPartition) -> int | None:
         """The offset after the last record of ``tp`` delivered; None before the first."""

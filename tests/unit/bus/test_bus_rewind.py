@@ -75,3 +75,15 @@ def test_a_partition_no_longer_assigned_is_skipped_and_reset_forgets_everything(
     clock.now = 100.0
     assert w.check(lambda tp: 0, lambda tp, o: seeks.append((tp, o))) == {}
     assert seeks == []
+
+
+def test_a_revoked_partition_is_forgotten_and_the_others_kept() -> None:
+    w, clock, seeks = _watch()
+    other = TopicPartition("t", 1)
+    w.admit(TP, [Rec(7)])
+    w.admit(other, [Rec(3)])
+    assert w.check(lambda tp: 0, lambda tp, o: seeks.append((tp, o))) == {}  # both suspect
+    w.forget([TP])
+    assert (w.next_offset(TP), w.next_offset(other)) == (None, 4)
+    clock.now = 100.0
+    assert w.check(lambda tp: 0, lambda tp, o: seeks.append((tp, o))) == {"t[1]": (4, 0)}
