@@ -31,7 +31,8 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
 
 def quiet_kafka_client() -> None:
     """aiokafka's INFO lines (connections, metadata, group joins) down to warnings, except its
-    fetcher's: its one INFO line says a consumer's position was reset after "offset out of
-    range", which moves the position past records that were never delivered."""
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.INFO)
+    fetcher's, which keeps the process's level (call after :func:`configure_logging`): its one
+    INFO line says a consumer's position was reset after "offset out of range", which moves the
+    position past records that were never delivered."""
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.getLogger().level)

@@ -29,3 +29,12 @@ def test_the_kafka_client_keeps_position_resets_and_drops_other_info_lines() -> 
     assert logging.getLogger("aiokafka.consumer.group_coordinator").isEnabledFor(logging.WARNING)
     # "Fetch offset 48 is out of range for partition ..., resetting offset"
     assert logging.getLogger("aiokafka.consumer.fetcher").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_a_process_logging_only_errors_gets_no_kafka_client_info_or_warnings() -> None:
+    logging.getLogger().setLevel(logging.ERROR)
+    quiet_kafka_client()
+    assert not logging.getLogger("aiokafka.consumer.fetcher").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("aiokafka.conn").isEnabledFor(logging.ERROR)
