@@ -12,7 +12,6 @@ Messages name fields and limits, never prompt or completion text.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -24,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lodestar.ascii_json import ascii_json
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,7 @@ class OpenAIError(Exception):
         return {"error": {**error, "code": self.status.value}}
 
     def body(self) -> bytes:
-        return json.dumps(self.payload(), separators=(",", ":")).encode()
+        return ascii_json(self.payload())
 
     def sse(self) -> bytes:
         """The error as the last events of a stream: ``data: {"error": ...}`` then ``[DONE]``."""
