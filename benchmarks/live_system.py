@@ -60,7 +60,8 @@ def export_workload(cluster: str, trace: str, load: float, duration: float, path
 def live_run(profile: str, args: argparse.Namespace, workload: Path, out: Path, history: bool) -> dict[str, Any]:
     from lodestar.cluster.spec import load_cluster
     from lodestar.localinfra.settings import LocalInfraSettings
-    from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
+    from lodestar.localinfra.stack import Stack, StackConfig
+    from lodestar.localinfra.stack_ports import StackPorts
 
     n = len(load_cluster(args.cluster).instances())
     ports = StackPorts.free(n)

@@ -48,7 +48,8 @@ from _harness import REPO, load_average
 
 from lodestar.cluster.spec import load_cluster
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar.localinfra.stack import Component, Stack, StackConfig, StackPorts
+from lodestar.localinfra.stack import Component, Stack, StackConfig
+from lodestar.localinfra.stack_ports import StackPorts
 from lodestar.workload.generator import RequestGenerator
 from lodestar.workload.lengths import UniformLengths
 from lodestar_history.client import HistoryClient

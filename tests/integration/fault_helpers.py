@@ -22,7 +22,8 @@ from lodestar.bus.consume import EventConsumer, LogRewoundError
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import load_cluster
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
+from lodestar.localinfra.stack import Stack, StackConfig
+from lodestar.localinfra.stack_ports import StackPorts
 from lodestar_schemas.events import Event
 from lodestar_schemas.topics import TopicName
 

@@ -22,7 +22,8 @@ from lodestar.bus.consume import EventConsumer
 from lodestar.bus.settings import KafkaSettings
 from lodestar.cluster.spec import load_cluster
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar.localinfra.stack import Stack, StackConfig, StackPorts
+from lodestar.localinfra.stack import Stack, StackConfig
+from lodestar.localinfra.stack_ports import StackPorts
 from lodestar.workload.arrivals import PoissonArrivals
 from lodestar.workload.generator import RequestGenerator
 from lodestar.workload.lengths import UniformLengths

@@ -21,29 +21,9 @@ import yaml
 
 from lodestar.cluster.spec import ClusterSpec
 from lodestar.localinfra.broker import install_tansu, port_open
-from lodestar.localinfra.ports import free_port_block
-from lodestar.localinfra.process import ManagedProcess, ProcessStartError
+from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
-
-
-@dataclass(frozen=True)
-class StackPorts:
-    broker: int = 9092
-    gateway: int = 8080
-    router: int = 8091
-    router_admin: int = 8095
-    collector: int = 8092
-    trainer: int = 8094
-    history: int = 8090
-    emulator_base: int = 8001
-
-    @classmethod
-    def free(cls, n_instances: int, host: str = "127.0.0.1") -> StackPorts:
-        """Ports that were free a moment ago: one consecutive block, so no two collide."""
-        base = free_port_block(7 + n_instances, host)
-        services = range(base, base + 7)
-        broker, gateway, router, router_admin, collector, trainer, history = services
-        return cls(broker, gateway, router, router_admin, collector, trainer, history, emulator_base=base + 7)
+from lodestar.localinfra.stack_ports import StackPorts
 
 
 @dataclass(frozen=True)
@@ -264,24 +244,29 @@ class Stack:
         self.instances_file().write_text(yaml.safe_dump({"instances": instances}, sort_keys=False))
 
     def start(self, on_ready: Callable[[Component], None] | None = None) -> None:
-        """Start every component in order; on any failure stop what started and re-raise."""
+        """Start every component in order; on any failure, Ctrl-C (KeyboardInterrupt)
+        included, stop what started (the one starting too) and re-raise."""
         install_tansu(self.local)
         self._write_files()
-        started: list[Component] = []
+        begun: list[Component] = []
         try:
             for comp in self.components:
+                begun.append(comp)
                 comp.process.start(ready=comp.ready, timeout_s=comp.timeout_s)
-                started.append(comp)
                 if on_ready is not None:
                     on_ready(comp)
-        except ProcessStartError:
-            for comp in reversed(started):
+        except BaseException:
+            for comp in reversed(begun):
                 comp.process.stop()
             raise
 
     def stop(self) -> None:
         for comp in reversed(self.components):
             comp.process.stop()
+
+    def running(self) -> list[Component]:
+        """Components whose pid file names a live process (perhaps left by an earlier run)."""
+        return [c for c in self.components if c.process.is_running()]
 
     def dead(self) -> list[Component]:
         """Components whose process is no longer running."""

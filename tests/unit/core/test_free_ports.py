@@ -21,7 +21,7 @@ from lodestar.localinfra.ports import (
     free_port_block,
     listen_range,
 )
-from lodestar.localinfra.stack import StackPorts
+from lodestar.localinfra.stack_ports import StackPorts
 
 
 def _bindable(port: int) -> bool:

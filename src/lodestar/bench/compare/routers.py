@@ -26,7 +26,8 @@ from lodestar.cluster.spec import ClusterSpec
 from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar.localinfra.stack import Component, Stack, StackConfig, StackPorts
+from lodestar.localinfra.stack import Component, Stack, StackConfig
+from lodestar.localinfra.stack_ports import StackPorts
 from lodestar.peers.catalog import peer_spec
 from lodestar.peers.launch import PeerLaunch, PeerRouter, start_peer
 
