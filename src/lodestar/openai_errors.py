@@ -1,6 +1,6 @@
 """Error answers in OpenAI's shape, for every HTTP service of the project (gateway, router,
-emulator): ``{"error": {"message", "type", "param", "code"}}`` with ``code`` the HTTP status, as
-vLLM answers.
+emulator, history, collector, trainer): ``{"error": {"message", "type", "param", "code"}}``
+with ``code`` the HTTP status, as vLLM answers.
 
 Handlers raise :class:`OpenAIError`; :func:`install_error_handlers` turns it, FastAPI's request
 validation errors (400 naming every invalid field, as vLLM answers, not FastAPI's 422) and

@@ -29,7 +29,7 @@ from lodestar.localinfra.broker import broker_process, start_broker
 from lodestar.localinfra.ports import free_port
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
-from lodestar_history.client import HistoryClient
+from lodestar_history.client import HistoryClient, HistoryClientError
 from lodestar_history.metrics import HistoryMetrics
 from lodestar_history.sink import HistorySink, SinkConfig
 from lodestar_schemas import DeadLetter, Event, TopicName
@@ -307,3 +307,24 @@ async def test_sink_survives_the_broker_going_away_and_coming_back(
             await stop(s, task)
         finally:
             broker.stop()
+
+
+def test_the_client_raises_the_services_reason_with_its_status(history: HistoryProcess) -> None:
+    """What ``lodestar report``, ``replay`` and ``history query`` print when the service
+    refuses: its error message (the ``error.message`` every Lodestar service answers), not a
+    body dump."""
+    cases = [
+        (lambda: history.client.query("nope"), 404, "HTTP 404: unknown query 'nope'"),
+        (lambda: history.client.query("event_counts", {"colour": "red"}), 400, "HTTP 400: "),
+        (lambda: history.client.sql("DROP TABLE route_decisions"), 400, "HTTP 400: refused: "),
+    ]
+    for call, status, start in cases:
+        with pytest.raises(HistoryClientError) as caught:
+            call()
+        assert caught.value.status_code == status
+        assert str(caught.value).startswith(start), str(caught.value)
+        assert "{" not in str(caught.value)  # the message, not the JSON around it
+    with pytest.raises(HistoryClientError) as unreachable:
+        HistoryClient("http://127.0.0.1:1", timeout_s=2).health()
+    assert str(unreachable.value).startswith("no history service at http://127.0.0.1:1 ")
+    assert unreachable.value.status_code is None

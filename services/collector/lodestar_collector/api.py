@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
+from lodestar.openai_errors import install_error_handlers
 from lodestar_collector.metrics import CONTENT_TYPE, CollectorMetrics
 
 
@@ -37,6 +38,7 @@ def build_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Lodestar collector", lifespan=lifespan)
+    install_error_handlers(app)  # a wrong path or method answers in the shape of every Lodestar service
 
     @app.get("/health")
     async def get_health() -> Health:

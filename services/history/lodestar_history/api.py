@@ -2,8 +2,10 @@
 
 ``GET /queries`` lists the named queries and their parameters; ``POST /query`` runs one
 (``{"name": …, "params": {…}}``) and answers ``{"columns": […], "rows": [{…}, …]}``.
-Errors: 404 unknown query, 400 bad parameter or refused SQL, 403 raw SQL disabled,
-502 ClickHouse rejected the query, 503 ClickHouse unreachable. ``GET /health`` is 503 only
+Errors, in the shape of every Lodestar service (OpenAI's, :mod:`lodestar.openai_errors`:
+``{"error": {"message", "type", "param", "code"}}``): 400 bad body (naming its fields), bad
+parameter or refused SQL, 404 unknown query, 403 raw SQL disabled, 502 ClickHouse rejected the
+query, 503 ClickHouse unreachable. ``GET /health`` is 503 only
 when ClickHouse does not answer; a consumer that is down (broker away) reports
 ``"status": "degraded"`` with 200, since restarting the process would not help.
 """
@@ -15,17 +17,15 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lodestar.ascii_json import AsciiJSONResponse
+from lodestar.openai_errors import OpenAIError, bad_request, install_error_handlers
 from lodestar_history.jsonable import to_json
 from lodestar_history.metrics import CONTENT_TYPE, HistoryMetrics
 from lodestar_history.params import QueryParamError
@@ -87,8 +87,7 @@ def build_app(
 ) -> FastAPI:
     """The API over an opened ``store``; ``lifespan`` (optional) starts/stops the sink."""
     app = FastAPI(title="Lodestar history", description=__doc__, lifespan=lifespan)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_error_handlers(app)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -136,40 +135,28 @@ def build_app(
             bound = named.bind(body.params, datetime.now(UTC))
         except UnknownQueryError as exc:
             metrics.queries.labels("unknown", "not_found").inc()
-            raise HTTPException(404, str(exc)) from None
+            raise OpenAIError(HTTPStatus.NOT_FOUND, str(exc), param="name") from None
         except QueryParamError as exc:
             metrics.queries.labels(body.name, "bad_params").inc()
-            raise HTTPException(400, str(exc)) from None
+            raise bad_request(str(exc), param="params") from None
         result = await _run(metrics, body.name, lambda: store.query(named.sql, bound))
         return _response(body.name, result)
 
     @app.post("/sql")
     async def sql(body: SqlRequest) -> QueryResponse:
         if not allow_raw_sql:
-            raise HTTPException(403, "raw SQL is disabled (set LODESTAR_HISTORY_ALLOW_RAW_SQL=true)")
+            raise OpenAIError(HTTPStatus.FORBIDDEN, "raw SQL is disabled (set LODESTAR_HISTORY_ALLOW_RAW_SQL=true)")
         try:
             text = ensure_single_select(body.sql)
         except UnsafeQueryError as exc:
             metrics.queries.labels("sql", "refused").inc()
-            raise HTTPException(400, f"refused: {exc}") from None
+            raise bad_request(f"refused: {exc}", param="sql") from None
         result = await _run(metrics, "sql", lambda: store.query_readonly(text))
         if len(set(result.columns)) != len(result.columns):
-            raise HTTPException(400, f"duplicate column names {list(result.columns)}; alias them")
+            raise bad_request(f"duplicate column names {list(result.columns)}; alias them", param="sql")
         return _response("sql", result)
 
     return app
-
-
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    """FastAPI's 422 (``{"detail": [errors]}``), as ASCII JSON: it echoes the client's input."""
-    assert isinstance(exc, RequestValidationError)
-    return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
-
-
-async def _http_error(_: Request, exc: Exception) -> Response:
-    """FastAPI's answer to an HTTPException (``{"detail": …}``), rendered as ASCII."""
-    assert isinstance(exc, StarletteHTTPException)
-    return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _run(metrics: HistoryMetrics, name: str, call: Callable[[], QueryResult]) -> QueryResult:
@@ -177,10 +164,10 @@ async def _run(metrics: HistoryMetrics, name: str, call: Callable[[], QueryResul
         result = await asyncio.to_thread(call)
     except OperationalError as exc:
         metrics.queries.labels(name, "unavailable").inc()
-        raise HTTPException(503, f"ClickHouse unavailable: {_first_line(exc)}") from None
+        raise OpenAIError(HTTPStatus.SERVICE_UNAVAILABLE, f"ClickHouse unavailable: {_first_line(exc)}") from None
     except ClickHouseError as exc:
         metrics.queries.labels(name, "failed").inc()
-        raise HTTPException(502, f"ClickHouse rejected the query: {_first_line(exc)}") from None
+        raise OpenAIError(HTTPStatus.BAD_GATEWAY, f"ClickHouse rejected the query: {_first_line(exc)}") from None
     metrics.queries.labels(name, "ok").inc()
     metrics.query_seconds.labels(name).observe(result.elapsed_s)
     return result

@@ -56,10 +56,11 @@ class HistoryClient:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The service's reason: the ``message`` of its error body (every Lodestar service answers
+    errors as ``{"error": {"message": …}}``), else the start of the body."""
     try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    if isinstance(detail, list):  # FastAPI request validation errors
-        detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" for d in detail)
-    return f"HTTP {response.status_code}: {detail or response.text[:500]}"
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        message = None
+    return f"HTTP {response.status_code}: {message or response.text[:500]}"

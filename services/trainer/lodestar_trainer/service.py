@@ -35,6 +35,7 @@ from lodestar.bus.settings import KafkaSettings
 from lodestar.learn.blob import BLOB_FORMAT, BlobError, blob_sha256, decode_blob, encode_blob
 from lodestar.learn.features import FEATURE_SCHEMA_VERSION
 from lodestar.learn.trainer import OnlineTrainer
+from lodestar.openai_errors import install_error_handlers
 from lodestar.serving import ApiServer, bind_socket, ensure_topics_retrying
 from lodestar_schemas.events import ModelUpdate, RequestOutcome, RouteDecision
 from lodestar_schemas.topics import TOPICS, TopicName
@@ -82,6 +83,7 @@ class TrainerService:
 
     def app(self) -> FastAPI:
         app = FastAPI(title="Lodestar trainer")
+        install_error_handlers(app)  # a wrong path or method answers in the shape of every Lodestar service
 
         @app.get("/health")
         async def get_health() -> Health:

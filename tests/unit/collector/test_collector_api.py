@@ -30,3 +30,16 @@ async def test_health_and_metrics() -> None:
         ):
             assert name in metrics.text
     await service.client.aclose()
+
+
+async def test_a_wrong_path_or_method_answers_in_the_shared_error_shape() -> None:
+    settings = CollectorSettings(instances="a=http://127.0.0.1:1")
+    service = CollectorService.build(settings, KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    app = build_app(service.metrics, service.health)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://collector") as client:
+        missing = await client.get("/nope")
+        wrong = await client.post("/health")
+    assert (missing.status_code, missing.json()["error"]["type"]) == (404, "NotFoundError")
+    assert (wrong.status_code, wrong.json()["error"]["type"]) == (405, "MethodNotAllowedError")
+    assert wrong.headers["allow"] == "GET"
+    await service.client.aclose()

@@ -74,15 +74,20 @@ def test_query_list_describes_parameters(api: TestClient) -> None:
         ({"name": "nope"}, 404, "unknown query 'nope'"),
         ({"name": "ttft_by_policy", "params": {"bucket_s": "x"}}, 400, "'bucket_s'"),
         ({"name": "ttft_by_policy", "params": {"colour": "red"}}, 400, "no parameter(s) ['colour']"),
-        ({"name": "ttft_by_policy", "extra": 1}, 422, "extra"),
+        ({"name": "ttft_by_policy", "extra": 1}, 400, "extra"),
+        ({"params": {}}, 400, "name"),
         ({"name": "ttft_by_policy", "params": {"bucket_s": 0}}, 502, "ClickHouse rejected the query"),
     ],
-    ids=["unknown-name", "bad-type", "unknown-param", "bad-body", "engine-error"],
+    ids=["unknown-name", "bad-type", "unknown-param", "bad-body", "no-name", "engine-error"],
 )
 def test_errors_name_the_problem(api: TestClient, body: dict[str, object], status: int, message: str) -> None:
+    """In the shape of every Lodestar service: ``{"error": {"message", "type", "param", "code"}}``."""
     response = api.post("/query", json=body)
     assert response.status_code == status
-    assert message in response.text
+    error = response.json()["error"]
+    assert message in error["message"]
+    assert error["code"] == status
+    assert error["type"] == {400: "BadRequestError", 404: "NotFoundError", 502: "BadGatewayError"}[status]
 
 
 def test_raw_sql_is_off_by_default(api: TestClient) -> None:
@@ -148,16 +153,16 @@ def test_health_and_metrics(api: TestClient) -> None:
 @pytest.mark.parametrize(
     ("path", "raw", "status"),
     [
-        ("/query", b'{"name": "\\ud800"}', 422),
+        ("/query", b'{"name": "\\ud800"}', 400),
         ("/query", b'{"name": "ttft_by_policy", "params": {"\\udfff": 1}}', 400),
-        ("/sql", b'{"sql": "SELECT \\ud800"}', 422),
+        ("/sql", b'{"sql": "SELECT \\ud800"}', 400),
         ("/query", b'{"name": "caf\\u00e9"}', 404),
     ],
     ids=["query name", "parameter name", "raw sql", "non-ASCII name"],
 )
 def test_a_lone_surrogate_in_a_body_is_a_4xx_not_a_500(api: TestClient, path: str, raw: bytes, status: int) -> None:
     """json.loads takes ``"\\ud800"``; pydantic then refuses the string and FastAPI's own 422,
-    echoing it back, failed to encode it (a 500). Errors are now ASCII JSON."""
+    echoing it back, failed to encode it (a 500). Errors are ASCII JSON."""
     response = api.post(path, content=raw, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
-    assert response.content.isascii() and "detail" in response.json()
+    assert response.content.isascii() and response.json()["error"]["code"] == status
