@@ -22,6 +22,7 @@ back at another group member's commit is no skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -132,7 +133,12 @@ class EventConsumer:
         # before start, as topics given to the constructor are (start waits for the assignment)
         topics = [self.settings.topic(t.value) for t in self.topics]
         consumer.subscribe(topics=topics, listener=_ForgetRevoked(self.rewind))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:  # no broker: close the client, or it is reported unclosed at exit
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
         self._consumer = consumer
 
     async def stop(self) -> None:

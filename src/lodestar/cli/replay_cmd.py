@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from lodestar.bus.settings import KafkaSettings
     from lodestar.learn.blob import ModelState
     from lodestar.replay.logged import LoggedWindow
     from lodestar.replay.ope import TargetPolicy
@@ -32,15 +33,13 @@ def _bounds(start: str, end: str) -> tuple[datetime, datetime]:
 
 
 def _window(url: str | None, chdb: Path | None, kafka: bool, start: str, end: str, policy: str) -> LoggedWindow:
-    from lodestar.replay.logged import from_history, from_kafka
+    from lodestar.replay.logged import from_history
     from lodestar.report.source import ApiSource, ChdbSource, ReportSourceError
 
     first, last = _bounds(start, end)
     try:
         if kafka:
-            from lodestar.bus.settings import KafkaSettings
-
-            return from_kafka(KafkaSettings(), first, last)
+            return _from_kafka(first, last)
         if chdb is not None:
             from lodestar_history.queries import QueryCatalog
             from lodestar_history.settings import HistorySettings
@@ -55,6 +54,27 @@ def _window(url: str | None, chdb: Path | None, kafka: bool, start: str, end: st
     except (ReportSourceError, ValueError) as exc:
         typer.echo(f"lodestar replay: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _from_kafka(first: datetime, last: datetime) -> LoggedWindow:
+    from aiokafka.errors import KafkaError
+
+    from lodestar.bus.settings import KafkaSettings
+    from lodestar.replay.logged import from_kafka
+
+    settings = KafkaSettings()
+    try:
+        return from_kafka(settings, first, last)
+    except KafkaError as exc:
+        typer.echo(f"lodestar replay: --kafka: {_kafka_unreachable(settings, exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _kafka_unreachable(settings: KafkaSettings, exc: Exception) -> str:
+    return (
+        f"cannot read the broker at {settings.bootstrap_servers} (LODESTAR_KAFKA_BOOTSTRAP_SERVERS): "
+        f"{type(exc).__name__}: {exc}"
+    )
 
 
 def build() -> typer.Typer:
@@ -188,11 +208,17 @@ def _model(spec: str) -> ModelState:
 def _latest_model() -> ModelState:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from lodestar.bus.model_topic import newest_model_update
     from lodestar.bus.settings import KafkaSettings
     from lodestar.learn.blob import decode_blob
 
-    newest = asyncio.run(newest_model_update(KafkaSettings(), idle_s=1.5))
+    settings = KafkaSettings()
+    try:
+        newest = asyncio.run(newest_model_update(settings, idle_s=1.5))
+    except KafkaError as exc:
+        raise OSError(_kafka_unreachable(settings, exc)) from None
     if newest is None:
         raise OSError("no model on the model topic")
     return decode_blob(newest.weights)
