@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging
+from lodestar.settings_input import SettingsInputError, load_settings
 
-_OPTION_OF = {
-    "instances_file": "--instances-file",
-    "interval_s": "--interval",
-    "timeout_s": "--timeout",
-    "failure_threshold": "--failure-threshold",
-    "host": "--host",
-    "port": "--port",
-    "log_level": "--log-level",
-}
+#: options named otherwise than ``--field-name``
+_OPTION_OF = {"interval_s": "--interval", "timeout_s": "--timeout"}
 
 
 def collector(
@@ -67,12 +60,10 @@ def collector(
         "log_level": log_level,
     }
     try:
-        settings = CollectorSettings(**{k: v for k, v in overrides.items() if v is not None})
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        _fail(f"invalid {_OPTION_OF.get(name, name)}: {first['msg']}")
+        settings = load_settings(CollectorSettings, overrides, _OPTION_OF)
+        kafka = load_settings(KafkaSettings)
+    except SettingsInputError as exc:
+        _fail(str(exc))
     configure_logging(settings.log_level, settings.json_logs)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:

@@ -8,22 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import structlog
 import typer
-from pydantic import ValidationError
 
 from lodestar.cluster.spec import ClusterFileError, InstanceSpec, load_cluster
 from lodestar.engine.profiles import UnknownProfileError, instance_profile
 from lodestar.logs import configure_logging
+from lodestar.settings_input import SettingsInputError, load_settings
 
 if TYPE_CHECKING:
     from lodestar.emulator.settings import EmulatorSettings
-
-_OPTION_OF = {
-    "host": "--host",
-    "time_scale": "--time-scale",
-    "default_max_tokens": "--default-max-tokens",
-    "seed": "--seed",
-    "log_level": "--log-level",
-}
 
 
 def emulate(
@@ -73,11 +65,9 @@ def emulate(
         "log_level": log_level,
     }
     try:
-        settings = EmulatorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        _fail(f"invalid {_OPTION_OF.get(field, field)}: {first['msg']}")
+        settings = load_settings(EmulatorSettings, overrides)
+    except SettingsInputError as exc:
+        _fail(str(exc))
     specs = _instance_specs(cluster, hardware, model, tp, instance_id)
     if port and port + len(specs) - 1 > MAX_PORT:
         _fail(f"--port {port}: {len(specs)} instances need ports up to {port + len(specs) - 1} > {MAX_PORT}")

@@ -15,24 +15,14 @@ import resource
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging, quiet_kafka_client
 from lodestar.serving import event_loop_factory
+from lodestar.settings_input import SettingsInputError, load_settings
 
-_OPTION_OF = {
-    "host": "--host",
-    "port": "--port",
-    "router_url": "--router-url",
-    "route_timeout_s": "--route-timeout",
-    "fallback_profile": "--fallback-profile",
-    "max_attempts": "--max-attempts",
-    "staleness_s": "--staleness",
-    "remove_after_s": "--remove-after",
-    "log_level": "--log-level",
-    "instances": "LODESTAR_GATEWAY_INSTANCES",
-}
+#: options named otherwise than ``--field-name``
+_OPTION_OF = {"route_timeout_s": "--route-timeout", "staleness_s": "--staleness", "remove_after_s": "--remove-after"}
 
 
 def gateway(
@@ -79,20 +69,16 @@ def gateway(
         "log_level": log_level,
     }
     try:
-        settings = GatewaySettings(**{k: v for k, v in overrides.items() if v is not None})
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        _fail(f"invalid {_OPTION_OF.get(name, name)}: {first['msg']}")
+        settings = load_settings(GatewaySettings, overrides, _OPTION_OF)
+        kafka = load_settings(KafkaSettings)
+    except SettingsInputError as exc:
+        _fail(str(exc))
     router_settings = None
     if settings.router_embedded:
         try:
-            router_settings = RouterSettings()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = str(first["loc"][0]).upper() if first["loc"] else "SETTINGS"
-            _fail(f"invalid LODESTAR_ROUTER_{name} (embedded router): {first['msg']}")
+            router_settings = load_settings(RouterSettings)
+        except SettingsInputError as exc:
+            _fail(f"invalid {exc.where} (embedded router): {exc.reason}")
     configure_logging(settings.log_level, settings.json_logs)
     quiet_kafka_client()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise

@@ -97,11 +97,10 @@ def build() -> typer.Typer:
     ) -> None:
         """Create or update the data sources (fixed uids), the folder and the dashboards in a
         running Grafana through its HTTP API."""
-        from pydantic import ValidationError
-
         from lodestar.grafana.bootstrap import BootstrapError, connect, plan
         from lodestar.grafana.bootstrap import bootstrap as run_bootstrap
         from lodestar.grafana.settings import GrafanaSettings
+        from lodestar.settings_input import SettingsInputError, load_settings
 
         overrides: dict[str, Any] = {
             "url": url,
@@ -114,10 +113,9 @@ def build() -> typer.Typer:
             "folder_uid": folder_uid,
         }
         try:
-            settings = GrafanaSettings(**{k: v for k, v in overrides.items() if v is not None})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            _fail(f"invalid --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+            settings = load_settings(GrafanaSettings, overrides)
+        except SettingsInputError as exc:
+            _fail(str(exc))
         models = [model for _, model in _load_models(directory)]
         try:
             report = run_bootstrap(connect(settings), plan(settings, models))

@@ -11,12 +11,12 @@ import json
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging
+from lodestar.settings_input import SettingsInputError, load_settings
 from lodestar_history.client import HistoryClient, HistoryClientError
 from lodestar_history.migrate import MigrationError, load_migrations
 from lodestar_history.queries import QueryCatalog
@@ -136,20 +136,16 @@ def build() -> typer.Typer:
 
 def _settings(**overrides: Any) -> HistorySettings:
     try:
-        return HistorySettings(**overrides)
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        _fail(f"bad setting LODESTAR_HISTORY_{field.upper()}: {first['msg']}")
+        return load_settings(HistorySettings, overrides)
+    except SettingsInputError as err:
+        _fail(str(err))
 
 
 def _kafka() -> KafkaSettings:
     try:
-        return KafkaSettings()
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        _fail(f"bad setting LODESTAR_KAFKA_{field.upper()}: {first['msg']}")
+        return load_settings(KafkaSettings)
+    except SettingsInputError as err:
+        _fail(str(err))
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:

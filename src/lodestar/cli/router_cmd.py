@@ -12,26 +12,15 @@ import asyncio
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
 from lodestar.bus.settings import KafkaSettings
 from lodestar.logs import configure_logging, quiet_kafka_client
 from lodestar.policy.profile_spec import ProfileError
 from lodestar.serving import event_loop_factory
+from lodestar.settings_input import SettingsInputError, load_settings
 
-_OPTION_OF = {
-    "host": "--host",
-    "port": "--port",
-    "admin_host": "--admin-host",
-    "admin_port": "--admin-port",
-    "profile": "--profile",
-    "seed": "--seed",
-    "staleness_s": "--staleness",
-    "remove_after_s": "--remove-after",
-    "log_level": "--log-level",
-    "instances": "LODESTAR_ROUTER_INSTANCES",
-}
+#: options named otherwise than ``--field-name``
+_OPTION_OF = {"staleness_s": "--staleness", "remove_after_s": "--remove-after"}
 
 
 def router(
@@ -71,14 +60,10 @@ def router(
         "log_level": log_level,
     }
     try:
-        settings = RouterSettings(**{k: v for k, v in overrides.items() if v is not None})
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        _fail(f"invalid {_OPTION_OF.get(name, name)}: {first['msg']}")
-    except SettingsError as exc:  # a complex value (LODESTAR_ROUTER_INSTANCES) that is not JSON
-        _fail(f"invalid environment: {exc}")
+        settings = load_settings(RouterSettings, overrides, _OPTION_OF)
+        kafka = load_settings(KafkaSettings)
+    except SettingsInputError as exc:
+        _fail(str(exc))
     configure_logging(settings.log_level, settings.json_logs)
     quiet_kafka_client()
     try:

@@ -14,23 +14,19 @@ def trainer(
 ) -> None:
     """Join decisions with outcomes, train the predictor incrementally, publish model versions
     to the model topic. Resumes from the newest published model. Ctrl-C or SIGTERM stops."""
-    from pydantic import ValidationError
-
     from lodestar.bus.settings import KafkaSettings
     from lodestar.logs import configure_logging
     from lodestar.serving import PortInUseError, run_until_signal
+    from lodestar.settings_input import SettingsInputError, load_settings
     from lodestar_trainer.service import TrainerService
     from lodestar_trainer.settings import TrainerSettings
 
     overrides: dict[str, Any] = {"port": port, "publish_interval_s": publish_interval}
     try:
-        settings = TrainerSettings(**{k: v for k, v in overrides.items() if v is not None})
-        kafka = KafkaSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        typer.echo(
-            f"lodestar trainer: invalid {first['loc'][0] if first['loc'] else 'setting'}: {first['msg']}", err=True
-        )
+        settings = load_settings(TrainerSettings, overrides, {"publish_interval_s": "--publish-interval"})
+        kafka = load_settings(KafkaSettings)
+    except SettingsInputError as exc:
+        typer.echo(f"lodestar trainer: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.json_logs)
     service = TrainerService.build(settings, kafka)

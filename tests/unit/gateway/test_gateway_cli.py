@@ -34,7 +34,12 @@ def _restore_logging() -> Iterator[None]:
         pytest.param(["--staleness", "40"], {}, "remove_after_s (30.0) must be greater", id="staleness"),
         pytest.param(["--fallback-profile", "no-such"], {}, "invalid --fallback-profile", id="profile"),
         pytest.param([], {"LODESTAR_GATEWAY_INSTANCES": "[{}]"}, "invalid LODESTAR_GATEWAY_INSTANCES", id="inst"),
-        pytest.param([], {"LODESTAR_GATEWAY_MAX_PROMPT_TOKENS": "999999"}, "invalid max_prompt_tokens", id="limit"),
+        pytest.param(
+            [],
+            {"LODESTAR_GATEWAY_MAX_PROMPT_TOKENS": "999999"},
+            "invalid LODESTAR_GATEWAY_MAX_PROMPT_TOKENS: Input should be less than or equal to",
+            id="limit",
+        ),
         pytest.param(
             [], {"LODESTAR_GATEWAY_API_KEYS": "alice:lsk-raw-key-pasted"}, "needs the SHA-256 of the key", id="keys"
         ),
@@ -47,9 +52,14 @@ def _restore_logging() -> Iterator[None]:
             "limits for unknown keys: carol",
             id="key-limits",
         ),
-        pytest.param([], {"LODESTAR_GATEWAY_RATE_LIMIT_RPS": "0"}, "invalid rate_limit_rps", id="rate"),
         pytest.param(
-            [], {"LODESTAR_GATEWAY_EJECTION_MAX_FRACTION": "1.5"}, "invalid ejection_max_fraction", id="eject-cap"
+            [], {"LODESTAR_GATEWAY_RATE_LIMIT_RPS": "0"}, "invalid LODESTAR_GATEWAY_RATE_LIMIT_RPS", id="rate"
+        ),
+        pytest.param(
+            [],
+            {"LODESTAR_GATEWAY_EJECTION_MAX_FRACTION": "1.5"},
+            "invalid LODESTAR_GATEWAY_EJECTION_MAX_FRACTION",
+            id="eject-cap",
         ),
         pytest.param(
             [],

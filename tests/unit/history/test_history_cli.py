@@ -116,7 +116,7 @@ def test_migrate_creates_the_tables_and_is_repeatable(chdb_dir: Path) -> None:
     [
         ({"LODESTAR_HISTORY_CLICKHOUSE_DSN": "mysql://x"}, "unsupported scheme 'mysql'"),
         ({"LODESTAR_HISTORY_CLICKHOUSE_DSN": "http://u:pw@h/db"}, "not the DSN"),
-        ({"LODESTAR_HISTORY_RETENTION_DAYS": "zero"}, "bad setting LODESTAR_HISTORY_RETENTION_DAYS"),
+        ({"LODESTAR_HISTORY_RETENTION_DAYS": "zero"}, "invalid LODESTAR_HISTORY_RETENTION_DAYS"),
         ({"LODESTAR_HISTORY_SQL_DIR": "/nonexistent"}, "is not a directory"),
     ],
     ids=["scheme", "password-in-dsn", "bad-number", "sql-dir"],

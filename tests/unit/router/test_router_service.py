@@ -71,7 +71,12 @@ def test_bad_settings(fields: dict[str, object], fragment: str) -> None:
         pytest.param(["--port", "70000"], {}, "invalid --port", id="port"),
         pytest.param(["--profile", "nope"], {}, "invalid --profile: unknown profile 'nope'", id="profile"),
         pytest.param(["--profile", "/no/such.yaml"], {}, "cannot read profile file", id="profile-file"),
-        pytest.param([], {"LODESTAR_ROUTER_INSTANCES": "not json"}, 'field "instances"', id="instances-env"),
+        pytest.param(
+            [],
+            {"LODESTAR_ROUTER_INSTANCES": "not json"},
+            "invalid LODESTAR_ROUTER_INSTANCES: not valid JSON",
+            id="instances-env",
+        ),
     ],
 )
 def test_cli_refuses_bad_options(

@@ -13,9 +13,16 @@ RUNNER = CliRunner()
 @pytest.mark.parametrize(
     ("env", "args", "fragment"),
     [
-        pytest.param({"LODESTAR_TRAINER_POLL_INTERVAL_S": "-1"}, [], "invalid poll_interval_s", id="poll-negative"),
-        pytest.param({"LODESTAR_TRAINER_POLL_INTERVAL_S": "soon"}, [], "invalid poll_interval_s", id="poll-text"),
-        pytest.param({}, ["--publish-interval", "0"], "invalid publish_interval_s", id="publish-zero"),
+        pytest.param(
+            {"LODESTAR_TRAINER_POLL_INTERVAL_S": "-1"},
+            [],
+            "invalid LODESTAR_TRAINER_POLL_INTERVAL_S",
+            id="poll-negative",
+        ),
+        pytest.param(
+            {"LODESTAR_TRAINER_POLL_INTERVAL_S": "soon"}, [], "invalid LODESTAR_TRAINER_POLL_INTERVAL_S", id="poll-text"
+        ),
+        pytest.param({}, ["--publish-interval", "0"], "invalid --publish-interval", id="publish-zero"),
     ],
 )
 def test_bad_settings_exit_2_naming_the_setting(env: dict[str, str], args: list[str], fragment: str) -> None:
