@@ -44,12 +44,19 @@ class ManagedProcess:
         return self.run_dir / f"{self.name}.logstart"
 
     def pid(self) -> int | None:
-        """The pid of the live process recorded in the pid file, else None."""
+        """The pid of the live process recorded in the pid file, else None. The file also
+        keeps the process's start time: a pid the kernel has since given to another process
+        (the file outlived a crash or a reboot) is not ours, and is never signalled."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid_text, _, started = self.pid_file.read_text().strip().partition(" ")
+            pid = int(pid_text)
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        if not _alive(pid):
+            return None
+        if started and _start_time(pid) != started:
+            return None
+        return pid
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -87,7 +94,7 @@ class ManagedProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(proc.pid))
+        self.pid_file.write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
         if ready is not None and not _wait(ready, timeout_s, lambda: proc.poll() is None):
             code = proc.poll()
             self.stop()
@@ -151,6 +158,16 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return _not_zombie(pid)
     return done == 0
+
+
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks after boot (``/proc/PID/stat``'s 22nd field); None
+    when there is no such process (or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
 
 
 def _not_zombie(pid: int) -> bool:

@@ -88,3 +88,23 @@ def _wait_exit(pid: int) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"pid {pid} still runs")
+
+
+def test_a_pid_file_naming_a_reused_pid_is_not_ours(tmp_path: Path) -> None:
+    """The pid file keeps the process's start time: after a crash or a reboot its pid may
+    belong to another process, which must never be adopted or signalled (``lodestar up`` stops
+    what a killed run left)."""
+    proc = _process(tmp_path, "import time; time.sleep(30)")
+    pid = proc.start()
+    try:
+        recorded, started = proc.pid_file.read_text().split()
+        assert int(recorded) == pid and started.isdigit()
+        assert proc.pid() == pid
+        proc.pid_file.write_text(f"{os.getpid()} {started}")  # a live process that started at another time
+        assert proc.pid() is None and not proc.is_running()
+        assert proc.stop() is False  # nothing of ours to stop: this test process is not signalled
+        proc.pid_file.write_text(str(os.getpid()))  # a file without a start time (older runs): trusted
+        assert proc.pid() == os.getpid()
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)

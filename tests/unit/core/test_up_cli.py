@@ -174,7 +174,7 @@ def test_ctrl_c_while_starting_stops_what_started_and_the_one_starting(tmp_path:
     pids: list[int] = []
 
     def interrupt() -> bool:
-        pids.extend(int(p.pid_file.read_text()) for p in (first, second))
+        pids.extend(pid for p in (first, second) if (pid := p.pid()) is not None)
         raise KeyboardInterrupt
 
     def sleeper(name: str) -> ManagedProcess:
