@@ -101,6 +101,7 @@ def up_run(local_infra: LocalInfraSettings, tmp_path: Path) -> Iterator[UpRun]:
         if leftover.poll() is None:
             leftover.kill()
             leftover.wait()
+        (local_infra.run_dir / f"{name}.lock").unlink(missing_ok=True)  # up keeps it (unlinking races)
 
 
 def test_up_serves_then_stops_everything_on_ctrl_c(up_run: UpRun) -> None:

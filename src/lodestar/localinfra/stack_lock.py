@@ -4,7 +4,9 @@ The components of a stack keep pid files named after it, and starting a componen
 file names a live process adopts that process. Without a lock, a second ``lodestar up`` of the
 same name would adopt the first one's processes and stop them when it is stopped. The lock is
 ``flock``'s, so the kernel drops it when its holder exits, however it exits: a killed ``up``
-leaves no stale lock behind (its components may outlive it; ``up`` stops those first).
+leaves no stale lock behind (its components may outlive it; ``up`` stops those first). The
+file stays after release: removing it would let a process still holding the old file's lock and
+one locking a new file of the same name run side by side.
 """
 
 from __future__ import annotations
