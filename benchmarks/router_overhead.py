@@ -405,13 +405,28 @@ def cpu_s(pid: int) -> float:
 # --- profiles ---------------------------------------------------------------------------------
 
 
+PY_SPY_MISSING = "--py-spy: py-spy is not installed (pip install py-spy, into this virtualenv or on PATH)"
+
+
+def py_spy_executable(path: str | None = None, python: str = sys.executable) -> str | None:
+    """py-spy on ``path`` (default: $PATH), else next to ``python`` (the virtualenv's); None
+    when neither has it."""
+    found = shutil.which("py-spy", path=path)
+    if found is not None:
+        return found
+    beside = Path(python).with_name("py-spy")
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
 @contextmanager
 def py_spy(out_dir: Path | None, targets: dict[str, int]) -> Iterator[None]:
     """``py-spy record`` (raw collapsed stacks + flame graph) of each ``name: pid`` meanwhile."""
     if out_dir is None or not targets:
         yield
         return
-    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    exe = py_spy_executable()
+    if exe is None:  # main() refuses --py-spy without one; this keeps the helper safe on its own
+        raise SystemExit(PY_SPY_MISSING)
     out_dir.mkdir(parents=True, exist_ok=True)
     procs = []
     for name, pid in targets.items():
@@ -572,7 +587,19 @@ def main() -> None:
     ap.add_argument("--py-spy", type=Path, default=None, help="profile gateway and router during the TTFT part")
     args = ap.parse_args()
     names = [p.strip() for p in args.paths.split(",") if p.strip()]
-    levels = sorted(int(x) for x in args.streams.split(",") if x.strip())
+    unknown = [n for n in names if n not in PATHS]
+    if not names or unknown:
+        ap.error(f"--paths: unknown {', '.join(map(repr, unknown)) or 'nothing given'} (known: {', '.join(PATHS)})")
+    try:
+        levels = sorted(int(x) for x in args.streams.split(",") if x.strip())
+    except ValueError:
+        ap.error(f"--streams {args.streams!r}: expected comma-separated stream counts ('' to skip)")
+    if any(n < 1 for n in levels):
+        ap.error(f"--streams {args.streams!r}: every level must be at least 1")
+    if args.requests < 0:
+        ap.error(f"--requests must be at least 0, got {args.requests}")
+    if args.py_spy is not None and py_spy_executable() is None:
+        ap.error(PY_SPY_MISSING)
     infra = LocalInfraSettings(home=REPO / ".lodestar")
     report: dict[str, Any] = {
         "benchmark": "router_overhead",
