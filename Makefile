@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LODESTAR := $(VENV)/bin/lodestar
 PYTEST_ARGS ?=
+UP_ARGS ?=
 
 .PHONY: setup up test test-all lint fmt bench infra-up infra-down schemas clean
 
@@ -15,8 +16,8 @@ setup: $(PY)  ## venv, project + dev dependencies (torch CPU wheel), local broke
 	$(PY) -m pip install -q -e '.[dev]'
 	$(LODESTAR) infra install
 
-up:  ## start the whole system locally on embedded defaults (Ctrl-C stops it)
-	$(LODESTAR) up
+up:  ## start the whole system locally on embedded defaults (Ctrl-C stops it); UP_ARGS="--gateway-port 9080 …"
+	$(LODESTAR) up $(UP_ARGS)
 
 test:  ## the default test suite (unit + integration on real servers; slow tests excluded)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
