@@ -134,7 +134,7 @@ def invalid_body(errors: Sequence[Any]) -> OpenAIError:
         tag = next((i for i, p in enumerate(raw) if _UNION_TAG.match(p)), None)
         if tag is None:
             loc = ".".join(raw) or str(err.get("ctx", {}).get("discriminator", "")).strip("'")
-            parts.setdefault(loc, str(err.get("msg", "invalid")))
+            parts.setdefault(loc, _message(err))
             continue
         loc = ".".join(raw[:tag])
         if raw[tag] not in forms.setdefault(loc, []):
@@ -143,6 +143,16 @@ def invalid_body(errors: Sequence[Any]) -> OpenAIError:
     first = next((loc for loc in parts if loc), None)
     text = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in list(parts.items())[:MAX_FIELDS])
     return bad_request(text or "invalid request body", first)
+
+
+#: what pydantic puts before the message of a validator's ValueError (``Value error, n=2: …``)
+_VALUE_ERROR_PREFIX = "Value error, "
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    """The error's message, without pydantic's prefix on a validator's own words."""
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix(_VALUE_ERROR_PREFIX) if err.get("type") == "value_error" else msg
 
 
 def from_validation_error(exc: ValidationError) -> OpenAIError:

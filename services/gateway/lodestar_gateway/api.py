@@ -5,7 +5,8 @@
   with ``Retry-After`` past its rate) before the body is read (at most ``max_body_bytes``:
   413), parsed and checked (400 naming the field); a stream takes one of the client's stream
   slots (429 when none is free). Then an :class:`~lodestar_gateway.exchange.Exchange` serves it.
-- ``GET /v1/models``: every model some known instance serves (API key and rate as above).
+- ``GET /v1/models``: every model some known instance serves (API key and rate as above);
+  ``GET /v1/models/{model}`` one of them (404 in OpenAI's shape for a model none serves).
 - ``GET /health``, ``GET /metrics`` (Prometheus text), ``GET /openapi.json``: open.
 
 Every answer to a completion request carries ``X-Request-Id``: the client's (if it is 1-128
@@ -26,10 +27,11 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
-from lodestar.openai_errors import JSON, OpenAIError, install_error_handlers
+from lodestar.openai_errors import JSON, OpenAIError, install_error_handlers, model_not_found
 from lodestar.openapi_doc import Operation, document
 from lodestar.serving import HotRoutes
 from lodestar_gateway.exchange import Exchange, Proxy
+from lodestar_gateway.fleet import ServedModel
 from lodestar_gateway.inputs import Kind, Limits, parse_request
 from lodestar_gateway.metrics import CONTENT_TYPE
 from lodestar_gateway.protocol import ChatCompletionRequest, CompletionRequest
@@ -146,24 +148,32 @@ def build_app(proxy: Proxy, health: Callable[[], Health]) -> HotRoutes:
         ],
     )
 
+    def card(served: ServedModel) -> dict[str, object]:
+        out: dict[str, object] = {"id": served.model, "object": "model", "created": created, "owned_by": "lodestar"}
+        if served.max_model_len is not None:
+            out["max_model_len"] = served.max_model_len
+        return out
+
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         try:
             access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
         except OpenAIError as exc:
             return exc.response()
-        data = []
-        for served in proxy.fleet.models():
-            card: dict[str, object] = {
-                "id": served.model,
-                "object": "model",
-                "created": created,
-                "owned_by": "lodestar",
-            }
-            if served.max_model_len is not None:
-                card["max_model_len"] = served.max_model_len
-            data.append(card)
+        data = [card(served) for served in proxy.fleet.models()]
         return Response(json.dumps({"object": "list", "data": data}), media_type=JSON)
+
+    # {model:path}: a model name may hold slashes (meta-llama/Meta-Llama-3-8B-Instruct)
+    @app.get("/v1/models/{model:path}")
+    async def model(request: Request, model: str) -> Response:
+        try:
+            access.admit(request.headers.get("authorization"), request.headers.get("api-key"))
+            served = next((m for m in proxy.fleet.models() if m.model == model), None)
+            if served is None:
+                raise model_not_found(model)
+        except OpenAIError as exc:
+            return exc.response()
+        return Response(json.dumps(card(served)), media_type=JSON)
 
     @app.get("/health")
     async def get_health() -> Health:

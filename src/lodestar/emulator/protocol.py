@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class OpenAIRequest(BaseModel):
@@ -34,12 +34,17 @@ class _Common(OpenAIRequest):
     stream_options: StreamOptions | None = None
     n: int | None = 1
 
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int | None) -> int | None:
+        if n not in (None, 1):
+            raise ValueError(f"n={n}: the emulator serves one choice per request (n=1)")
+        return n
+
     @model_validator(mode="after")
     def _check_common(self) -> _Common:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options can only be defined when `stream=True`.")
-        if self.n not in (None, 1):
-            raise ValueError(f"n={self.n}: the emulator serves one choice per request (n=1)")
         return self
 
 

@@ -9,12 +9,13 @@ from typing import Any, Literal
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lodestar.openai_errors import (
     OpenAIError,
     context_too_long,
     error_type,
+    from_validation_error,
     install_error_handlers,
     invalid_body,
     parse_body,
@@ -105,6 +106,24 @@ def test_at_most_five_fields_are_named() -> None:
     err = invalid_body(errors)
     assert err.message == "; ".join(f"f{i}: Field required" for i in range(5))
     assert err.param == "f0" and err.status is HTTPStatus.BAD_REQUEST
+
+
+class _Checked(BaseModel):
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Checked:
+        if self.low > self.high:
+            raise ValueError("low must not exceed high")
+        return self
+
+
+def test_a_validators_own_message_comes_without_pydantics_prefix() -> None:
+    with pytest.raises(ValidationError) as info:
+        _Checked.model_validate({"low": 2, "high": 1})
+    assert info.value.errors()[0]["msg"] == "Value error, low must not exceed high"
+    assert from_validation_error(info.value).message == "low must not exceed high"
 
 
 def test_parse_body_names_the_field() -> None:

@@ -48,6 +48,7 @@ async def test_keys_are_required_when_configured(emulated: EmulatedFleet) -> Non
         # refused before the body is read: a body over the limit is still a 401, not a 413
         _error(await client.post(gw.url + CHAT, content=b"x" * 5000), 401, "AuthenticationError")
         _error(await client.get(gw.url + "/v1/models"), 401, "AuthenticationError")
+        _error(await client.get(gw.url + f"/v1/models/{MODEL}"), 401, "AuthenticationError")
         assert (await client.post(gw.url + CHAT, json=body, headers=bearer(ALICE_KEY))).status_code == 200
         assert (await client.post(gw.url + CHAT, json=body, headers={"api-key": BOB_KEY})).status_code == 200
         assert (await client.get(gw.url + "/v1/models", headers=bearer(BOB_KEY))).status_code == 200

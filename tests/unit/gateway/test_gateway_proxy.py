@@ -84,11 +84,13 @@ async def test_a_completion_stream_with_usage_keeps_it(emulated: EmulatedFleet) 
     assert out.completion_tokens == 4 and out.status == "ok"
 
 
-async def test_unknown_model_is_404_and_models_lists_the_fleet(emulated: EmulatedFleet) -> None:
+async def test_unknown_model_is_404_and_models_lists_and_retrieves_the_fleet(emulated: EmulatedFleet) -> None:
     async with running_gateway(instances=static_instances(emulated, max_model_len=4096)) as gw:
         async with httpx.AsyncClient() as client:
             r = await client.post(gw.url + CHAT, json={"model": "gpt-9", "messages": MSGS})
             models = (await client.get(gw.url + "/v1/models")).json()
+            one = await client.get(gw.url + f"/v1/models/{MODEL}")
+            missing = await client.get(gw.url + "/v1/models/meta-llama/gpt-9")  # a name may hold a slash
         assert r.status_code == 404
         assert r.json()["error"] == {
             "message": "The model `gpt-9` does not exist.", "type": "NotFoundError", "param": "model", "code": 404,
@@ -97,6 +99,12 @@ async def test_unknown_model_is_404_and_models_lists_the_fleet(emulated: Emulate
         assert (out.status, out.http_status, out.instance_id) == ("error", 404, None)
         assert out.error_class == "model_not_found"
     assert [(m["id"], m["object"], m["max_model_len"]) for m in models["data"]] == [(MODEL, "model", 4096)]
+    assert one.status_code == 200 and one.json() == models["data"][0]  # what openai's models.retrieve reads
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "message": "The model `meta-llama/gpt-9` does not exist.", "type": "NotFoundError", "param": "model",
+        "code": 404,
+    }  # fmt: skip
 
 
 async def test_upstream_errors_are_passed_through(emulated: EmulatedFleet) -> None:
