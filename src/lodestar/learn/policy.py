@@ -154,9 +154,10 @@ class LodestarPolicy(Policy):
             raise NoCandidateError(request.request_id, "the candidate list is empty")
         pool: Sequence[InstanceView] = candidates
         for f in self.filters:
+            before = pool
             pool = f.filter(request, pool, now_s)
             if not pool:
-                raise NoCandidateError(request.request_id, f"no candidate left after filter {type(f).__name__}")
+                raise NoCandidateError(request.request_id, f.none_left(request, before))
         feats = self.features.build(request, pool, now_s)
         ids = [c.instance_id for c in pool]
         extra: dict[str, Sequence[float]] = {}

@@ -72,6 +72,11 @@ class Filter(ABC):
     def filter(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> list[InstanceView]:
         """The candidates that may serve ``request``."""
 
+    def none_left(self, request: RequestView, candidates: Sequence[InstanceView]) -> str:
+        """Why none of ``candidates`` passed, in words a client can act on (the router's 503
+        says it); a filter that knows its reason says it better than its class name."""
+        return f"none of {len(candidates)} candidate(s) passed {type(self).__name__}"
+
 
 class Scorer(Hooks, ABC):
     """Scores every candidate in [0, 1], higher is better."""

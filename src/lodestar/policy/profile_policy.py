@@ -64,12 +64,11 @@ class ProfilePolicy(Policy):
             raise NoCandidateError(request.request_id, "the candidate list is empty")
         pool: Sequence[InstanceView] = candidates
         for f in self.filters:
-            before = len(pool)
+            before_pool = pool
             pool = f.plugin.filter(request, pool, now_s)
             if not pool:
                 raise NoCandidateError(
-                    request.request_id,
-                    f"no candidate left after filter {f.name!r} ({before} before it, {len(candidates)} offered)",
+                    request.request_id, f"filter {f.name!r}: {f.plugin.none_left(request, before_pool)}"
                 )
         n = len(pool)
         features: dict[str, list[float]] = {}

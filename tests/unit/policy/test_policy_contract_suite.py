@@ -131,7 +131,9 @@ def test_empty_candidate_list_fails_clearly(make_policy: Callable[[int], Policy]
 
 def test_all_unhealthy_fails_clearly(make_policy: Callable[[int], Policy]) -> None:
     candidates = [view("a", healthy=False), view("b", healthy=False)]
-    with pytest.raises(NoCandidateError, match="no instance can serve request 'r'"):
+    with pytest.raises(
+        NoCandidateError, match=r"^no instance can serve request 'r': .*none of the 2 instance\(s\) is healthy$"
+    ):
         make_policy(0).decide(request("r", blocks=chain(1, 2)), candidates, 0.0)
 
 

@@ -208,9 +208,14 @@ def test_scores_are_clamped_and_weighted_and_policy_plugins_build() -> None:
 
 def test_filters_explain_which_one_emptied_the_set() -> None:
     policy = build_policy(load_profile("round-robin"), default_registry())
-    with pytest.raises(NoCandidateError, match="after filter 'model' \\(2 before it, 2 offered\\)"):
+    with pytest.raises(NoCandidateError) as caught:
         policy.decide(request("r", model="other"), [view("a"), view("b")], 0.0)
+    assert caught.value.reason == "filter 'model': none of the 2 instance(s) serves model 'other'"
     big = request("r", tokens=1000, out=100)
-    with pytest.raises(NoCandidateError, match="after filter 'context-length'"):
+    with pytest.raises(NoCandidateError) as caught:
         policy.decide(big, [view("a", max_len=1000), view("b", max_len=512)], 0.0)
+    assert caught.value.reason == (
+        "filter 'context-length': 1100 tokens of context needed (1000 prompt + 100 output); "
+        f"the largest of the 2 instance(s) of model {big.model!r} has 1000"
+    )
     assert policy.decide(big, [view("a", max_len=1100), view("b", max_len=512)], 0.0).instance_id == "a"
