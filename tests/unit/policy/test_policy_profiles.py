@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from policy_helpers import request, view
 
 from lodestar.plugins import full_registry
 from lodestar.policy.contracts import Decision, InstanceView, NoCandidateError, Policy, RequestView
-from lodestar.policy.framework import Scored, Scorer
+from lodestar.policy.framework import Filter, Scored, Scorer
 from lodestar.policy.params import NoParams, PluginParams
 from lodestar.policy.profile_spec import (
     ProfileError,
@@ -219,3 +220,11 @@ def test_filters_explain_which_one_emptied_the_set() -> None:
         f"the largest of the 2 instance(s) of model {big.model!r} has 1000"
     )
     assert policy.decide(big, [view("a", max_len=1100), view("b", max_len=512)], 0.0).instance_id == "a"
+
+
+def test_a_filter_without_words_of_its_own_is_named_by_its_class() -> None:
+    class DropAll(Filter):
+        def filter(self, request: RequestView, candidates: Sequence[InstanceView], now_s: float) -> list[InstanceView]:
+            return []
+
+    assert DropAll().none_left(request("r"), [view("a"), view("b")]) == "none of 2 candidate(s) passed DropAll"
