@@ -54,8 +54,8 @@ def emulate(
     POST /admin/fault. Ctrl-C or SIGTERM stops.
     """
     # Emulator imports here, so that other `lodestar` commands start fast.
-    from lodestar.emulator.fleet import MAX_PORT
     from lodestar.emulator.settings import EmulatorSettings
+    from lodestar.localinfra.ports import HIGHEST as MAX_PORT
 
     overrides: dict[str, Any] = {
         "host": host,

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from lodestar.localinfra.ports import HIGHEST as MAX_PORT
 from lodestar.localinfra.stack_ports import StackPorts
 
 if TYPE_CHECKING:
     from lodestar.localinfra.stack import Component, Stack
 
-MAX_PORT = 65535
 _DEFAULT = StackPorts()
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 

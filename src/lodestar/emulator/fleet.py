@@ -18,8 +18,7 @@ from lodestar.emulator.control import build_control_app
 from lodestar.emulator.instance import EmulatedInstance
 from lodestar.emulator.server import InstanceServer, quiet_intentional_drops
 from lodestar.emulator.settings import EmulatorSettings
-
-MAX_PORT = 65535
+from lodestar.localinfra.ports import HIGHEST as MAX_PORT
 
 
 class EmulatedFleet:

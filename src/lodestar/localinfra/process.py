@@ -160,22 +160,27 @@ def _alive(pid: int) -> bool:
     return done == 0
 
 
-def _start_time(pid: int) -> str | None:
-    """When ``pid`` started, in clock ticks after boot (``/proc/PID/stat``'s 22nd field); None
-    when there is no such process (or no /proc)."""
+def _stat_after_name(pid: int) -> list[str] | None:
+    """``/proc/PID/stat``'s fields after the command name (from the 3rd, the state); None when
+    there is no such process (or it cannot be read). The name is cut at its last ``)``: it may
+    hold spaces and ``)``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks after boot (the 22nd field); None when there is no
+    such process."""
+    fields = _stat_after_name(pid)
+    return fields[19] if fields is not None else None
 
 
 def _not_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    fields = _stat_after_name(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def _wait(cond: Callable[[], bool], timeout_s: float, keep_going: Callable[[], bool]) -> bool:
