@@ -19,8 +19,8 @@ setup: $(PY)  ## venv, project + dev dependencies (torch CPU wheel), local broke
 up:  ## start the whole system locally on embedded defaults (Ctrl-C stops it); UP_ARGS="--gateway-port 9080 …"
 	$(LODESTAR) up $(UP_ARGS)
 
-test:  ## the default test suite (unit + integration on real servers; slow tests excluded)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test:  ## the default test suite (unit + integration on real servers; slow tests excluded); lists the 15 slowest (budget: ~10 min)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 test-all:  ## every test, slow ones included
 	$(PY) -m pytest -q -m '' $(PYTEST_ARGS)

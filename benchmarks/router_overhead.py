@@ -6,11 +6,11 @@ concurrent streams it holds on this machine without errors.
 
 Paths (each router in front of the same single emulated instance, H100-SXM serving llama-3-8b):
 ``direct`` (the instance itself), ``vllm`` (vllm-router 0.1.17 ``--policy round_robin``),
-``vllm-cache`` (vllm-router ``--policy cache_aware``: prefix-aware, as Lodestar is, and the best
-peer policy of the head-to-heads), ``sglang`` (sglang-router 0.3.2 ``--policy round_robin``),
-``sglang-cache`` (sglang-router ``--policy cache_aware``, its default: a radix-tree insert per
-request) and ``lodestar`` (the gateway + the router with the shipped ``lodestar`` profile
-*deciding with a trained model*, as in ``services/router/scripts/bench_route.py``: a small
+``vllm-cache`` (vllm-router ``--policy cache_aware``, its default: prefix-aware, as Lodestar
+is, and the best peer policy of the head-to-heads), ``sglang`` (sglang-router 0.3.2
+``--policy round_robin``), ``sglang-cache`` (sglang-router ``--policy cache_aware``, its
+default: a radix-tree insert per request) and ``lodestar`` (the gateway + the router with the
+shipped ``lodestar`` profile *deciding with a trained model*, as in ``services/router/scripts/bench_route.py``: a small
 ensemble fitted to synthetic samples is published through a local broker; drift fallback is
 disabled so every decision goes through the predictor; outcome and decision events go to the
 broker). Routers and gateway are separate processes; the gateway uses uvloop + httptools
@@ -536,7 +536,11 @@ TARGET_VS_VLLM = 1.5
 
 
 #: the peer paths Lodestar's overhead is held against, and how they are named in the verdicts
-VLLM_REFERENCES = {name: f"vllm-router {policy}" for name, (peer, policy) in PEER_PATHS.items() if peer == "vllm"}
+VLLM_REFERENCES = {
+    name: f"vllm-router {policy}" + (" (its default)" if policy == peer_spec(peer).default_policy else "")
+    for name, (peer, policy) in PEER_PATHS.items()
+    if peer == "vllm"
+}
 
 
 def ttft_targets(ttft: dict[str, Any]) -> list[dict[str, Any]]:

@@ -34,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import string
+import subprocess
 import sys
 import time
 import uuid
@@ -51,7 +53,7 @@ from lodestar.localinfra.ports import free_port, free_port_block
 from lodestar.localinfra.process import ManagedProcess
 from lodestar.localinfra.settings import LocalInfraSettings
 from lodestar.peers.catalog import SGLANG
-from lodestar.peers.install import install_peer
+from lodestar.peers.install import install_peer, peer_install
 from lodestar.peers.launch import PeerLaunch, PeerRouter, start_peer
 from lodestar.policy.contracts import InstanceView, Policy, RequestView
 from lodestar.policy.profile_spec import build_policy, load_profile
@@ -421,3 +423,16 @@ async def test_rel_threshold_matches_sglang_router(
     await p.release()
     await p.step("8 Q+r4 again", q + t.filler("R4", 1), "B", note="balanced again: step 7's text is in B's tree")
     print("\n" + p.table())
+
+
+def test_the_wheels_default_policy_is_the_catalogs(sglang_installed: None, local_infra: LocalInfraSettings) -> None:
+    """What `lodestar peers run` and the benchmarks call the router's default is what the real
+    launcher's ``--help`` says it runs without ``--policy``."""
+    script = peer_install(SGLANG, local_infra).script
+    shown = subprocess.run(
+        [str(script), *SGLANG.subcommand, "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    policy_help = shown[shown.index("\n  --policy ") :]
+    default = re.search(r"\(default:\s+(\w+)\)", policy_help)
+    assert default is not None, policy_help[:400]
+    assert default.group(1) == SGLANG.default_policy

@@ -47,7 +47,8 @@ def build() -> typer.Typer:
         for spec in PEERS.values():
             typer.echo(f"{spec.name} ({spec.requirement}):")
             for policy, note in spec.policies.items():
-                typer.echo(f"  {policy:<20} {note}".rstrip())
+                default = "(default) " if policy == spec.default_policy else ""
+                typer.echo(f"  {policy:<20} {default}{note}".rstrip())
 
     @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def run(
@@ -56,7 +57,9 @@ def build() -> typer.Typer:
         workers: Annotated[
             list[str], typer.Option("--workers", help="worker URL; repeat it, or separate URLs with commas")
         ],
-        policy: Annotated[str, typer.Option(help="routing policy (see `lodestar peers policies`)")] = "cache_aware",
+        policy: Annotated[
+            str | None, typer.Option(help="routing policy (see `lodestar peers policies`) [the router's default]")
+        ] = None,
         port: Annotated[int, typer.Option(help="router port on --host")] = 30000,
         host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
         metrics_port: Annotated[int | None, typer.Option(help="Prometheus exporter port [a free one]")] = None,
@@ -76,6 +79,7 @@ def build() -> typer.Typer:
         from lodestar.peers.launch import PeerLaunch, PeerStartError, start_peer, stop_peer
 
         spec = _spec(peer)
+        policy = policy or spec.default_policy
         urls = tuple(u.strip() for item in workers for u in item.split(",") if u.strip())
         try:
             launch = PeerLaunch(

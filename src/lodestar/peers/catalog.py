@@ -59,6 +59,7 @@ class PeerSpec:
     subcommand: tuple[str, ...]
     import_check: str
     policies: Mapping[str, str]
+    default_policy: str  # what the router runs without ``--policy`` (its ``--help`` says so)
     log_levels: Mapping[str, str]
     cache_aware_defaults: Mapping[str, float] = field(default_factory=dict)
     unused_deps: tuple[str, ...] = ()
@@ -72,6 +73,10 @@ class PeerSpec:
     def requirements(self) -> tuple[str, ...]:
         """Everything installed into the peer's venv, each pinned (installed with --no-deps)."""
         return (self.requirement, *LAUNCHER_DEPS)
+
+    def __post_init__(self) -> None:
+        if self.default_policy not in self.policies:
+            raise ValueError(f"{self.name}: default policy {self.default_policy!r} is not one of its policies")
 
     def check_policy(self, policy: str, n_workers: int) -> None:
         """ValueError unless the wheel offers ``policy`` and accepts it with ``n_workers``."""
@@ -105,6 +110,7 @@ SGLANG = PeerSpec(
             "manual": "sticky by a routing-key header; requests without one went to random workers",
         }
     ),
+    default_policy="cache_aware",
     log_levels=MappingProxyType({"debug": "debug", "info": "info", "warning": "warn", "error": "error"}),
     cache_aware_defaults=_CACHE_AWARE_DEFAULTS,
     min_workers=MappingProxyType({"power_of_two": 2}),  # "Power-of-two policy requires at least 2 workers"
@@ -132,6 +138,7 @@ VLLM = PeerSpec(
             "sticky_least_loaded": "sticky by session id, new sessions to the least-loaded worker",
         }
     ),
+    default_policy="cache_aware",
     log_levels=MappingProxyType({"debug": "debug", "info": "info", "warning": "warning", "error": "error"}),
     cache_aware_defaults=_CACHE_AWARE_DEFAULTS,
     unused_deps=("requests",),

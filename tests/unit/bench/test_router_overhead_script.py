@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "benchmarks" / "router_overhead.py"
 sys.path.insert(0, str(SCRIPT.parent))
-from router_overhead import main, py_spy_executable  # noqa: E402
+from router_overhead import main, py_spy_executable, ttft_targets  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,27 @@ def test_py_spy_is_found_on_the_path_or_beside_the_interpreter_else_none(tmp_pat
     on_path.write_text("#!/bin/sh\n")
     on_path.chmod(0o755)
     assert py_spy_executable(path=str(bin_dir), python=str(python)) == str(on_path)
+
+
+def _added(p50: float, p99: float) -> dict[str, float]:
+    return {"added_p50_ms": p50, "added_p99_ms": p99}
+
+
+def test_targets_hold_lodestar_against_each_vllm_policy_measured_naming_the_default() -> None:
+    rows = ttft_targets(
+        {"lodestar-embedded": _added(1.3, 1.6), "vllm": _added(0.5, 0.0), "vllm-cache": _added(1.8, 2.4)}
+    )
+    by_target = {row["target"]: row for row in rows}
+    assert by_target["lodestar-embedded added TTFT P50 <= 2 ms"]["met"] is True
+    assert by_target["lodestar-embedded added TTFT P99 <= 5 ms"]["met"] is True
+    rr = by_target["lodestar-embedded added TTFT P50 <= 1.5 x vllm-router round_robin's"]
+    assert rr["met"] is False
+    assert rr["ratio"] == pytest.approx(2.6)
+    default = by_target["lodestar-embedded added TTFT P50 <= 1.5 x vllm-router cache_aware (its default)'s"]
+    assert default["met"] is True
+    assert default["ratio"] == pytest.approx(1.3 / 1.8)
+    # a reference that adds nothing measurable gives no verdict, not a pass
+    undefined = by_target["lodestar-embedded added TTFT P99 <= 1.5 x vllm-router round_robin's"]
+    assert undefined["met"] is None
+    assert undefined["ratio"] is None
+    assert len(rows) == 6  # no row for a path that was not measured (lodestar, sglang)

@@ -27,6 +27,8 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (["run", "vllm", "--workers", W, "--policy", "random", "--cache-threshold", "0.5"], "only to --policy"),
         (["run", "sglang", "--workers", W, "--policy", "power_of_two"], "fewer than 2 workers"),
         (["run", "sglang", "--workers", W, "--log-level", "trace"], "log level 'trace'"),
+        # without --policy the router's own default (cache_aware), so its thresholds are checked
+        (["run", "vllm", "--workers", W, "--cache-threshold", "1.5"], "cache threshold 1.5 is not in [0, 1]"),
         (["install", "trt"], "unknown peer router 'trt'"),
         (["stop", "trt"], "unknown peer router 'trt'"),
     ],
@@ -50,6 +52,8 @@ def test_policies_lists_each_wheel() -> None:
     assert "sglang (sglang-router==0.3.2):" in result.stdout
     assert "vllm (vllm-router==0.1.17):" in result.stdout
     assert "kv_aware" in result.stdout
+    assert result.stdout.count("(default)") == 2  # one per wheel
+    assert "  cache_aware          (default) character radix tree" in result.stdout
 
 
 def test_stop_when_nothing_runs() -> None:
