@@ -10,11 +10,11 @@ Paths (each router in front of the same single emulated instance, H100-SXM servi
 is, and the best peer policy of the head-to-heads), ``sglang`` (sglang-router 0.3.2
 ``--policy round_robin``), ``sglang-cache`` (sglang-router ``--policy cache_aware``, its
 default: a radix-tree insert per request) and ``lodestar`` (the gateway + the router with the
-shipped ``lodestar`` profile *deciding with a trained model*, as in ``services/router/scripts/bench_route.py``: a small
-ensemble fitted to synthetic samples is published through a local broker; drift fallback is
-disabled so every decision goes through the predictor; outcome and decision events go to the
-broker). Routers and gateway are separate processes; the gateway uses uvloop + httptools
-(``uvicorn[standard]``), the client uvloop.
+shipped ``lodestar`` profile *deciding with a trained model*, as in
+``services/router/scripts/bench_route.py``: a small ensemble fitted to synthetic samples is
+published through a local broker; drift fallback is disabled so every decision goes through the
+predictor; outcome and decision events go to the broker). Routers and gateway are separate
+processes; the gateway uses uvloop + httptools (``uvicorn[standard]``), the client uvloop.
 
 1. ``ttft``: one request at a time, the paths interleaved (direct, vllm, sglang, …, direct,
    …) so machine noise falls on all alike; each request is a chat stream with 2 output tokens
